@@ -1,0 +1,276 @@
+"""The `publisher` command: a thin click layer over the Python API.
+
+Exit status: 0 done, 1 a user-facing error (a `PublisherError`, printed one problem a line, no traceback),
+2 bad usage (click's own).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__, build as build_mod, content
+from .config import CONFIG_FILE, config_from_dict, load_config
+from .errors import PublisherError, relpath
+
+log = logging.getLogger("publisher")
+
+
+class UserError(click.ClickException):
+    exit_code = 1
+
+    def __init__(self, error: PublisherError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+    def show(self, file: Any = None) -> None:
+        for problem in self.error.problems:
+            click.secho("error: ", fg="red", bold=True, err=True, nl=False)
+            click.echo(str(problem), err=True)
+
+
+class Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PublisherError as exc:
+            raise UserError(exc) from None
+
+
+class _WarningFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = {logging.WARNING: "warning: ", logging.ERROR: "error: "}.get(record.levelno, "")
+        return prefix + record.getMessage()
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_WarningFormatter())
+    log.handlers[:] = [handler]
+    log.propagate = False
+    log.setLevel(logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO)
+
+
+def now() -> datetime:
+    """The current time; `PUBLISHER_NOW` (ISO 8601) fixes it, for tests and for previewing a future date."""
+    fixed = os.environ.get("PUBLISHER_NOW")
+    if fixed:
+        try:
+            value = datetime.fromisoformat(fixed)
+        except ValueError:
+            raise PublisherError(f"PUBLISHER_NOW={fixed!r} is not an ISO 8601 time",
+                                 hint="e.g. PUBLISHER_NOW=2026-11-26T08:00:00+08:00") from None
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.now(UTC)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-C", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run as if started in DIR (the newsletter folder).")
+@click.option("-v", "--verbose", count=True, help="Say more.")
+@click.option("-q", "--quiet", is_flag=True, help="Only print errors.")
+@click.version_option(__version__, prog_name="publisher")
+@click.pass_context
+def cli(ctx: click.Context, directory: Path | None, verbose: int, quiet: bool) -> None:
+    """Publish a newsletter from plain Markdown."""
+    _setup_logging(verbose, quiet)
+    ctx.obj = (directory or Path(".")).resolve()
+    if directory is not None and not ctx.obj.is_dir():
+        raise click.BadParameter(f"{directory} is not a folder", param_hint="-C")
+
+
+def _root(ctx: click.Context) -> Path:
+    return ctx.obj  # type: ignore[no-any-return]
+
+
+@cli.command()
+@click.option("--drafts", is_flag=True, help="Include drafts.")
+@click.option("--future", is_flag=True, help="Include issues dated in the future (scheduled).")
+@click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: build.output, usually dist/).")
+@click.option("--no-cache", is_flag=True, help="Ignore and do not update .publisher-cache/.")
+@click.pass_context
+def build(ctx: click.Context, drafts: bool, future: bool, output: Path | None, no_cache: bool) -> None:
+    """Build the web archive and feeds into dist/."""
+    root = _root(ctx)
+    config = load_config(root, {"build.output": str(output.resolve()) if output else None})
+    when = now()
+    result = build_mod.build(config, now=when, drafts=drafts, future=future, use_cache=not no_cache)
+    out = relpath(result.output, Path.cwd())
+    click.echo(f"Built {len(result.issues)} issues into {out}/: {result.written} files written, "
+               f"{result.unchanged} unchanged, {result.removed} removed ({result.seconds:.2f} s)")
+    left_out = _left_out(config, when, drafts, future)
+    if left_out:
+        click.echo(f"Left out {left_out}.")
+    click.echo(f"Open {out / 'index.html'} or run `publisher preview` to look at it.")
+
+
+def _left_out(config: Any, when: datetime, drafts: bool, future: bool) -> str:
+    try:
+        issues = content.load_issues(config)
+    except PublisherError:
+        return ""
+    n_drafts = sum(1 for i in issues if i.draft) if not drafts else 0
+    n_future = sum(1 for i in issues if not i.draft and i.is_future(when)) if not future else 0
+    parts = []
+    if n_drafts:
+        parts.append(f"{n_drafts} draft{'s' if n_drafts > 1 else ''} (use --drafts)")
+    if n_future:
+        parts.append(f"{n_future} scheduled issue{'s' if n_future > 1 else ''} (use --future)")
+    return " and ".join(parts)
+
+
+@cli.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Validate the config, every issue and the theme without writing anything."""
+    config = load_config(_root(ctx))
+    when = now()
+    issues = build_mod.check(config, now=when)
+    drafts = sum(1 for i in issues if i.draft)
+    future = sum(1 for i in issues if not i.draft and i.is_future(when))
+    click.echo(f"OK: {len(issues)} issues ({drafts} drafts, {future} scheduled), no errors.")
+
+
+_INIT_CONFIG = """\
+# publisher.toml: the settings of this newsletter. Reference: the README's "Configuration" section.
+
+[site]
+title = {title}
+url = {url}                # where the site is published; feeds and emails link here
+description = {description}
+language = {language}      # BCP 47, e.g. zh-CN, en
+timezone = {timezone}      # dates without a time zone are in this one
+author = {author}
+# author_email = "editor@example.com"
+
+[build]
+output = "dist"
+theme = "default"          # a folder themes/<name>/ overrides the built-in theme file by file
+
+[feeds]
+limit = 20                 # newest issues in each feed
+full_content = true        # whole issues in feeds, not just summaries
+"""
+
+_INIT_GITIGNORE = "dist/\npublic/\noutbox/\nsubscribers.db\n.publisher-cache/\n"
+
+_FIRST_ISSUE = """\
+---
+title: {title}
+date: {date}
+tags: [welcome]
+---
+
+Welcome to the first issue. Write in Markdown; everything above the second `---` line is the frontmatter.
+
+## What to try
+
+- Run `publisher build` and open `dist/index.html`.
+- Run `publisher new "My second issue"` to start the next one.
+"""
+
+
+def _toml_str(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _local_timezone() -> str:
+    try:
+        target = os.readlink("/etc/localtime")
+        return target.split("zoneinfo/", 1)[1]
+    except (OSError, IndexError):
+        return "UTC"
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--title", default="My Newsletter", show_default=True)
+@click.option("--url", default="https://example.com/", show_default=True, help="Where the site will live.")
+@click.option("--language", default="en", show_default=True)
+@click.option("--timezone", "tz", default=None, help="IANA name; default: this machine's.")
+@click.option("--author", default="", help="Author name.")
+@click.pass_context
+def init(ctx: click.Context, directory: Path, title: str, url: str, language: str, tz: str | None,
+         author: str) -> None:
+    """Create a new newsletter folder in DIRECTORY (default: here)."""
+    target = directory if directory.is_absolute() else _root(ctx) / directory
+    if (target / CONFIG_FILE).exists():
+        raise PublisherError(f"{relpath(target / CONFIG_FILE, Path.cwd())} already exists",
+                             hint="init never overwrites; edit that file instead")
+    tz = tz or _local_timezone()
+    text = _INIT_CONFIG.format(title=_toml_str(title), url=_toml_str(url), description=_toml_str(""),
+                               language=_toml_str(language), timezone=_toml_str(tz), author=_toml_str(author))
+    # A bad --url or --timezone is reported now, naming the key, before anything is written.
+    config = config_from_dict(tomllib.loads(text), root=target.resolve(), file=target / CONFIG_FILE)
+    (target / "content").mkdir(parents=True, exist_ok=True)
+    (target / CONFIG_FILE).write_text(text, encoding="utf-8")
+    today = now().astimezone(config.site.timezone)
+    first = target / "content" / f"{today:%Y-%m-%d}-welcome.md"
+    if not first.exists():
+        first.write_text(_FIRST_ISSUE.format(title=_toml_str(f"Welcome to {title}"),
+                                             date=today.strftime("%Y-%m-%d %H:%M")), encoding="utf-8")
+    gitignore = target / ".gitignore"
+    if not gitignore.exists():
+        gitignore.write_text(_INIT_GITIGNORE, encoding="utf-8")
+    shown = relpath(target, Path.cwd())
+    click.echo(f"Created a newsletter in {shown}/: {CONFIG_FILE}, content/{first.name}, .gitignore")
+    click.echo(f"Next: cd {shown} && publisher build")
+
+
+def _ascii_slug(title: str) -> str:
+    if not title.isascii():
+        return ""
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+
+
+@cli.command()
+@click.argument("title")
+@click.option("--slug", default=None, help="URL name (a-z, 0-9, hyphens). Default: from an English title, "
+              "else the date.")
+@click.option("--date", "date_text", default=None, help="Publication time (ISO 8601); default: now.")
+@click.pass_context
+def new(ctx: click.Context, title: str, slug: str | None, date_text: str | None) -> None:
+    """Start a new issue: content/YYYY-MM-DD-SLUG.md with its frontmatter filled in (as a draft)."""
+    config = load_config(_root(ctx))
+    tz = config.site.timezone
+    if date_text:
+        try:
+            when = content.parse_date(date_text, tz)
+        except ValueError as exc:
+            raise PublisherError(str(exc), field="--date", hint=getattr(exc, "hint", None)) from None
+    else:
+        when = now().astimezone(tz).replace(second=0, microsecond=0)
+    if slug is not None and not content.SLUG.match(slug):
+        raise PublisherError(f"{slug!r} is not a valid slug", field="--slug",
+                             hint="use lowercase a-z, 0-9 and single hyphens")
+    day = f"{when:%Y-%m-%d}"
+    slug = slug or _ascii_slug(title) or day
+    taken = {content.slug_from_filename(p) for p in content.content_files(config.content_dir)[0]}
+    base, n = slug, 2
+    while slug in taken:
+        slug, n = f"{base}-{n}", n + 1
+    name = f"{day}.md" if slug == day else f"{day}-{slug}.md"
+    path = config.content_dir / name
+    if path.exists():
+        raise PublisherError(f"{relpath(path, config.root)} already exists", hint="pass another --slug")
+    title_yaml = '"' + title.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"---\ntitle: {title_yaml}\ndate: {when.isoformat()}\nslug: {slug}\ntags: []\ndraft: true\n---\n\n"
+        "Write the first paragraph here: it becomes the summary in the archive, the feeds and the inbox.\n",
+        encoding="utf-8",
+    )
+    click.echo(f"Created {relpath(path, Path.cwd())} (a draft: remove `draft: true` when it is ready).")
+
+
+def main() -> None:
+    cli(prog_name="publisher")

@@ -1,0 +1,273 @@
+"""`publisher.toml`: loaded once, validated against a typed schema, every problem reported at once.
+
+The schema is the dataclasses below: each field's metadata holds its validator, which converts the raw TOML
+value or raises `ValueError` with the expected form. Defaults are the dataclass defaults; a field without one
+is required. Any key can be overridden from the environment as `PUBLISHER_<SECTION>_<KEY>` (e.g.
+`PUBLISHER_SITE_URL`), which is how CI and containers change a setting without editing the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import logging
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import Problem, PublisherError
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "publisher.toml"
+
+Validator = Callable[[Any], Any]
+
+
+def _option(validator: Validator, default: Any = dataclasses.MISSING, *, env: bool = True) -> Any:
+    return field(default=default, metadata={"validate": validator, "env": env})
+
+
+# ---- validators: each takes a raw value, returns the converted one or raises ValueError(expected form) ----
+
+
+def text(*, required: bool = False) -> Validator:
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError("must be a string")
+        value = value.strip()
+        if required and not value:
+            raise ValueError("must not be empty")
+        return value
+
+    return check
+
+
+def http_url(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be an absolute http(s) URL like https://example.com/news/")
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or " " in value.strip():
+        raise ValueError("must be an absolute http(s) URL like https://example.com/news/")
+    # A base URL is a folder: without the slash, urljoin would drop its last segment.
+    return value.strip() if value.strip().endswith("/") else value.strip() + "/"
+
+
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+
+def language(value: Any) -> str:
+    if not isinstance(value, str) or not _LANGUAGE.match(value):
+        raise ValueError("must be a BCP 47 language tag like zh-CN, en or en-US")
+    return value
+
+
+def timezone(value: Any) -> ZoneInfo:
+    if isinstance(value, str) and value and not value.startswith(("/", ".")):
+        try:
+            return ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    raise ValueError("must be an IANA time zone name like Asia/Shanghai, America/New_York or UTC")
+
+
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+
+
+def email_address(value: Any) -> str:
+    if not isinstance(value, str) or not _EMAIL.match(value.strip()):
+        raise ValueError("must be an email address like editor@example.com")
+    return value.strip()
+
+
+def optional(validator: Validator) -> Validator:
+    def check(value: Any) -> Any:
+        return None if value is None or value == "" else validator(value)
+
+    return check
+
+
+def positive_int(value: Any) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError("must be a whole number of 1 or more")
+    return value
+
+
+def boolean(value: Any) -> bool:
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.lower() in ("true", "1", "yes")
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def relative_path(value: Any) -> Path:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a folder path like dist")
+    return Path(value.strip())
+
+
+_THEME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def theme_name(value: Any) -> str:
+    if not isinstance(value, str) or not _THEME.match(value) or value in (".", ".."):
+        raise ValueError("must be a theme name (a folder under themes/) like default")
+    return value
+
+
+# ---- the schema ----
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    title: str = _option(text(required=True))
+    url: str = _option(http_url)
+    description: str = _option(text(), "")
+    language: str = _option(language, "en")
+    timezone: ZoneInfo = _option(timezone, ZoneInfo("UTC"))
+    author: str = _option(text(), "")
+    author_email: str | None = _option(optional(email_address), None)
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    output: Path = _option(relative_path, Path("dist"))
+    theme: str = _option(theme_name, "default")
+
+
+@dataclass(frozen=True)
+class FeedsConfig:
+    limit: int = _option(positive_int, 20)
+    full_content: bool = _option(boolean, True)
+
+
+SECTIONS: dict[str, type] = {"site": SiteConfig, "build": BuildConfig, "feeds": FeedsConfig}
+
+
+@dataclass(frozen=True)
+class Config:
+    root: Path
+    file: Path
+    site: SiteConfig
+    build: BuildConfig
+    feeds: FeedsConfig
+
+    @property
+    def content_dir(self) -> Path:
+        return self.root / "content"
+
+    @property
+    def themes_dir(self) -> Path:
+        return self.root / "themes"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.root / self.build.output
+
+    def fingerprint(self) -> str:
+        """A stable text of every setting that shapes the output (for the render cache)."""
+        parts = []
+        for name in SECTIONS:
+            section = getattr(self, name)
+            for f in dataclasses.fields(section):
+                parts.append(f"{name}.{f.name}={getattr(section, f.name)!s}")
+        return "\n".join(parts)
+
+
+def load_config(root: Path | str = ".", overrides: Mapping[str, Any] | None = None,
+                environ: Mapping[str, str] | None = None) -> Config:
+    """Load and validate `publisher.toml` in `root`.
+
+    `overrides` maps "section.key" to a value (CLI flags); a `None` value means "not given" and is dropped,
+    so a flag overrides the file only when it is used.
+    """
+    root = Path(root).resolve()
+    path = root / CONFIG_FILE
+    if not path.is_file():
+        raise PublisherError(
+            f"no {CONFIG_FILE} in {root}",
+            hint="run `publisher init` to create a newsletter folder, or use -C DIR to point at one",
+        )
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise PublisherError(f"is not UTF-8 text ({exc.reason} at byte {exc.start})", file=path) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PublisherError(f"is not valid TOML: {exc}", file=path,
+                             hint="see https://toml.io for the syntax") from None
+    return config_from_dict(raw, root=root, file=path, overrides=overrides,
+                            environ=os.environ if environ is None else environ)
+
+
+def config_from_dict(raw: Mapping[str, Any], *, root: Path, file: Path,
+                     overrides: Mapping[str, Any] | None = None,
+                     environ: Mapping[str, str] | None = None) -> Config:
+    problems: list[Problem] = []
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    environ = environ or {}
+    shown = file.name
+
+    for key in raw:
+        if key not in SECTIONS:
+            _warn_unknown(shown, key, list(SECTIONS))
+    sections: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        table = raw.get(name, {})
+        if not isinstance(table, dict):
+            problems.append(Problem(f"[{name}] must be a table", file=shown, field=name))
+            table = {}
+        known = [f.name for f in dataclasses.fields(cls)]
+        for key in table:
+            if key not in known:
+                _warn_unknown(shown, f"{name}.{key}", [f"{name}.{k}" for k in known])
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            dotted = f"{name}.{f.name}"
+            env_name = f"PUBLISHER_{name}_{f.name}".upper()
+            if dotted in overrides:
+                value, origin = overrides[dotted], "command line"
+            elif f.metadata.get("env") and env_name in environ:
+                value, origin = environ[env_name], f"environment variable {env_name}"
+            elif f.name in table:
+                value, origin = table[f.name], None
+            elif f.default is dataclasses.MISSING:
+                problems.append(Problem(f"{dotted} is required", file=shown, field=dotted,
+                                        hint=_example(dotted)))
+                continue
+            else:
+                continue
+            try:
+                values[f.name] = f.metadata["validate"](value)
+            except ValueError as exc:
+                source = f" (from {origin})" if origin else ""
+                problems.append(Problem(f"{dotted} {exc}, got {value!r}{source}", file=shown, field=dotted))
+        if not any(p.field and p.field.startswith(name + ".") for p in problems):
+            sections[name] = cls(**values)
+    if problems:
+        raise PublisherError(problems=problems)
+    return Config(root=root, file=file, **sections)
+
+
+_EXAMPLES = {
+    "site.title": 'e.g. title = "AI 日报"',
+    "site.url": 'e.g. url = "https://news.example.com/"',
+}
+
+
+def _example(dotted: str) -> str | None:
+    return _EXAMPLES.get(dotted)
+
+
+def _warn_unknown(file: str, key: str, known: list[str]) -> None:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    log.warning("%s: unknown key %s%s; it is ignored", file, key, hint)

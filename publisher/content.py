@@ -1,0 +1,358 @@
+"""The content model: each `content/**/*.md` file becomes a validated `Issue`.
+
+Loading is pure (files in, model out) and reports every problem of every file at once. Frontmatter keys are
+parsed through one table, `FIELDS`, so a key's rules live in one place.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import frontmatter
+import yaml
+
+from . import markdown
+from .config import Config
+from .errors import Problem, PublisherError, relpath
+
+log = logging.getLogger(__name__)
+
+SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}-")
+_ISO_SHAPE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|[+-]\d{2}:?\d{2})?$")
+
+
+@dataclass(frozen=True)
+class Issue:
+    file: Path  # absolute path of the Markdown file
+    path: PurePosixPath  # the file relative to content/, e.g. 2026/2026-11-19-x.md
+    slug: str
+    title: str
+    date: datetime  # timezone-aware
+    body: str  # Markdown, frontmatter removed
+    summary: str  # plain text
+    tags: tuple[str, ...] = ()
+    draft: bool = False
+    send: bool = True
+    subject: str | None = None
+    preheader: str | None = None
+    image: str | None = None
+    source: str | None = None
+    authors: tuple[str, ...] = ()
+
+    @property
+    def url_path(self) -> str:
+        """The issue's page, relative to the site root."""
+        return f"issues/{self.slug}/"
+
+    def is_future(self, now: datetime) -> bool:
+        return self.date > now
+
+    def is_public(self, now: datetime) -> bool:
+        return not self.draft and not self.is_future(now)
+
+
+# ---- YAML: dates stay strings so that one parser (ours) reads every date form and names bad ones ----
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    pass
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+class _FieldError(ValueError):
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+@dataclass
+class _Context:
+    timezone: ZoneInfo
+
+
+def _text(value: Any, _: _Context) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise _FieldError(f"must be text, got {type(value).__name__}")
+    return str(value).strip()
+
+
+def _title(value: Any, ctx: _Context) -> str:
+    if value is None:
+        raise _FieldError("is empty", 'write a title, e.g. title: "AI 日报：本周要闻"')
+    title = _text(value, ctx)
+    if not title:
+        raise _FieldError("is empty", 'write a title, e.g. title: "AI 日报：本周要闻"')
+    return title
+
+
+def parse_date(value: Any, tz: ZoneInfo) -> datetime:
+    """A YAML date/datetime or an ISO 8601 string; a naive time is in `tz`."""
+    hint = "use YYYY-MM-DD, YYYY-MM-DD HH:MM or ISO 8601 like 2026-11-24T08:00:00+08:00"
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime.combine(value, time())
+    elif isinstance(value, str) and _ISO_SHAPE.match(value.strip()):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError as exc:
+            raise _FieldError(f"{value.strip()!r} is not a real date or time ({exc})", hint) from None
+    else:
+        raise _FieldError(f"{value!r} is not a date", hint)
+    return parsed.replace(tzinfo=tz) if parsed.tzinfo is None else parsed
+
+
+def _date(value: Any, ctx: _Context) -> datetime:
+    return parse_date(value, ctx.timezone)
+
+
+def _slug(value: Any, ctx: _Context) -> str:
+    slug = _text(value, ctx)
+    if not SLUG.match(slug):
+        raise _FieldError(f"{slug!r} is not a valid slug",
+                          "use only lowercase a-z, 0-9 and single hyphens, e.g. slug: ai-daily-1124")
+    return slug
+
+
+def _bool(value: Any, _: _Context) -> bool:
+    if not isinstance(value, bool):
+        raise _FieldError(f"must be true or false, got {value!r}")
+    return value
+
+
+def _string_list(example: str) -> Callable[[Any, _Context], tuple[str, ...]]:
+    def parse(value: Any, ctx: _Context) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise _FieldError(f"must be a list, got {type(value).__name__} {value!r}", f"e.g. {example}")
+        items = []
+        for item in value:
+            try:
+                text = _text(item, ctx)
+            except _FieldError:
+                raise _FieldError(f"every item must be text, got {item!r}", f"e.g. {example}") from None
+            if text and text not in items:
+                items.append(text)
+        return tuple(items)
+
+    return parse
+
+
+def _http_url(value: Any, ctx: _Context) -> str:
+    url = _text(value, ctx)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise _FieldError(f"{url!r} is not an absolute http(s) URL", "e.g. source: https://example.com/post")
+    return url
+
+
+# frontmatter key -> (attribute on Issue, parser). Required keys are in REQUIRED.
+FIELDS: dict[str, tuple[str, Callable[[Any, _Context], Any]]] = {
+    "title": ("title", _title),
+    "date": ("date", _date),
+    "slug": ("slug", _slug),
+    "summary": ("summary", _text),
+    "tags": ("tags", _string_list("tags: [大模型, Agents]")),
+    "draft": ("draft", _bool),
+    "send": ("send", _bool),
+    "subject": ("subject", _text),
+    "preheader": ("preheader", _text),
+    "image": ("image", _text),
+    "source": ("source", _http_url),
+    "authors": ("authors", _string_list('authors: ["张三", "Jane Doe"]')),
+}
+REQUIRED = ("title", "date")
+
+
+def slug_from_filename(path: Path) -> str:
+    return _DATE_PREFIX.sub("", path.stem, count=1)
+
+
+def _key_line(frontmatter_text: str, key: str) -> int | None:
+    """Line number (1-based, in the file) of a top-level frontmatter key: the opening `---` is line 1."""
+    pattern = re.compile(rf"^{re.escape(key)}\s*:", re.M)
+    match = pattern.search(frontmatter_text)
+    return frontmatter_text.count("\n", 0, match.start()) + 2 if match else None
+
+
+def decode(raw: bytes, shown: Path) -> str:
+    """UTF-8 (a BOM is allowed) to text with LF line endings."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise PublisherError(f"is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+                             file=shown, line=line,
+                             hint="save the file as UTF-8 in your editor") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def parse_issue(raw: bytes, *, file: Path, content_dir: Path, shown: Path, timezone: ZoneInfo,
+                warnings: list[str] | None = None) -> Issue:
+    """One Markdown file to an `Issue`; raises `PublisherError` listing every problem found in it.
+
+    Warnings (unknown keys, an empty body) are appended to `warnings`, so a cached parse can repeat them.
+    """
+    warnings = [] if warnings is None else warnings
+    text = decode(raw, shown)
+    handler = frontmatter.YAMLHandler()
+    if not handler.detect(text):
+        raise PublisherError("has no frontmatter", file=shown, line=1,
+                             hint="start the file with a '---' line, then title: and date:, then '---'")
+    try:
+        fm_text, body = handler.split(text)
+    except ValueError:
+        raise PublisherError("frontmatter is not closed", file=shown, line=1,
+                             hint="end the frontmatter with a line of '---'") from None
+    try:
+        meta = yaml.load(fm_text, Loader=_Loader) if fm_text.strip() else {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 2 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise PublisherError(f"frontmatter is not valid YAML: {problem}", file=shown, line=line,
+                             hint="check quotes and indentation; quote titles that contain ': '") from None
+    if not isinstance(meta, dict):
+        raise PublisherError("frontmatter must be key: value pairs", file=shown, line=2)
+
+    ctx = _Context(timezone)
+    problems: list[Problem] = []
+    values: dict[str, Any] = {}
+    for key, value in meta.items():
+        key = str(key)
+        if key not in FIELDS:
+            close = difflib.get_close_matches(key, FIELDS, n=1)
+            warnings.append(f"{shown}:{_key_line(fm_text, key) or 1}: unknown frontmatter key {key!r}"
+                            f"{f' (did you mean {close[0]!r}?)' if close else ''}; it is ignored")
+            continue
+        attr, parse = FIELDS[key]
+        try:
+            values[attr] = parse(value, ctx)
+        except _FieldError as exc:
+            problems.append(Problem(str(exc), file=shown, field=key, line=_key_line(fm_text, key), hint=exc.hint))
+    for key in REQUIRED:
+        if key not in meta:
+            problems.append(Problem("is missing", file=shown, field=key, line=1,
+                                    hint=f"add a {key}: line to the frontmatter"))
+    if "slug" not in values and "slug" not in meta:
+        slug = slug_from_filename(file)
+        if not SLUG.match(slug):
+            problems.append(Problem(f"the file name gives the slug {slug!r}, which is not valid", file=shown,
+                                    field="slug", hint="rename the file to lowercase a-z, 0-9 and hyphens, "
+                                    "or set slug: in the frontmatter"))
+        values["slug"] = slug
+    if problems:
+        raise PublisherError(problems=problems)
+
+    body = body.strip("\n") + "\n" if body.strip() else ""
+    if not body:
+        warnings.append(f"{shown}: the issue has no body (only frontmatter)")
+    summary = values.pop("summary", None) or markdown.summarize(body)
+    return Issue(file=file, path=PurePosixPath(file.relative_to(content_dir).as_posix()), body=body,
+                 summary=summary, **values)
+
+
+def content_files(content_dir: Path) -> tuple[list[Path], list[Path]]:
+    """(Markdown files, asset files) under content/, sorted; hidden files and folders are skipped."""
+    issues: list[Path] = []
+    assets: list[Path] = []
+    if not content_dir.is_dir():
+        return issues, assets
+    for path in sorted(content_dir.rglob("*")):
+        rel = path.relative_to(content_dir)
+        if any(part.startswith((".", "_")) for part in rel.parts) or not path.is_file():
+            continue
+        (issues if path.suffix.lower() in (".md", ".markdown") else assets).append(path)
+    return issues, assets
+
+
+Memo = Callable[[bytes, Path, Callable[[], tuple[Issue, tuple[str, ...]]]], tuple[Issue, tuple[str, ...]]]
+
+
+def load_issues(config: Config, files: Iterable[Path] | None = None, *, memo: Memo | None = None) -> list[Issue]:
+    """Every issue under content/, newest first. Raises one `PublisherError` with all problems of all files.
+
+    `memo(raw, file, parse)` may return a remembered (issue, warnings) for unchanged bytes instead of parsing.
+    """
+    if files is None:
+        files = content_files(config.content_dir)[0]
+    issues: list[Issue] = []
+    problems: list[Problem] = []
+    for file in files:
+        shown = relpath(file, config.root)
+        try:
+            raw = file.read_bytes()
+        except OSError as exc:
+            problems.append(Problem(f"cannot be read: {exc.strerror}", file=shown))
+            continue
+
+        def parse(raw: bytes = raw, file: Path = file, shown: Path = shown) -> tuple[Issue, tuple[str, ...]]:
+            warnings: list[str] = []
+            issue = parse_issue(raw, file=file, content_dir=config.content_dir, shown=shown,
+                                timezone=config.site.timezone, warnings=warnings)
+            return issue, tuple(warnings)
+
+        try:
+            issue, warnings = memo(raw, file, parse) if memo else parse()
+        except PublisherError as exc:
+            problems.extend(exc.problems)
+            continue
+        for warning in warnings:
+            log.warning("%s", warning)
+        issues.append(issue)
+    return check_issues(config, issues, problems)
+
+
+def check_issues(config: Config, issues: list[Issue], problems: list[Problem]) -> list[Issue]:
+    """The checks across files (duplicate slugs); raises with `problems` and these, or returns sorted issues."""
+    problems = problems + _duplicate_slugs(issues, config.root)
+    if problems:
+        raise PublisherError(problems=problems)
+    return sort_issues(issues)
+
+
+def sort_issues(issues: Iterable[Issue]) -> list[Issue]:
+    return sorted(issues, key=lambda i: (i.date, i.slug), reverse=True)
+
+
+def _duplicate_slugs(issues: list[Issue], root: Path) -> list[Problem]:
+    by_slug: dict[str, list[Issue]] = {}
+    for issue in issues:
+        by_slug.setdefault(issue.slug, []).append(issue)
+    problems = []
+    for slug, same in by_slug.items():
+        if len(same) > 1:
+            files = " and ".join(str(relpath(i.file, root)) for i in same)
+            problems.append(Problem(f"the slug {slug!r} is used by {files}", file=relpath(same[0].file, root),
+                                    field="slug", hint="give one of them another slug: in its frontmatter"))
+    return problems
+
+
+def select(issues: Iterable[Issue], now: datetime, *, drafts: bool = False, future: bool = False) -> list[Issue]:
+    """The issues a build includes: public ones, plus drafts and scheduled ones when asked."""
+    return [i for i in issues if (drafts or not i.draft) and (future or not i.is_future(now))]
+
+
+_TAG_SEPARATORS = re.compile(r"[^\w]+")
+
+
+def tag_slug(tag: str) -> str:
+    """A URL name for a tag in any script: lowercase, word characters kept, the rest hyphens ("大模型", "gpt-5")."""
+    slug = _TAG_SEPARATORS.sub("-", tag.lower()).strip("-").replace("_", "-")
+    return slug or "tag"

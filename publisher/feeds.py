@@ -1,0 +1,197 @@
+"""RSS 2.0 and Atom 1.0 (feedgen) and JSON Feed 1.1, for the whole newsletter and for each tag.
+
+One loop over (scope, kind) pairs writes every feed. Feeds are deterministic: `updated`/`lastBuildDate` come
+from the newest issue in the feed, never from the clock, so unchanged input gives byte-identical feeds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from feedgen.feed import FeedGenerator
+
+from . import __version__, markdown
+from .config import Config
+from .content import Issue
+from .errors import PublisherError, relpath
+from .markdown import xml_safe
+from .site import collect_tags
+
+GENERATOR = "publisher"
+GENERATOR_URI = "https://github.com/publisher-newsletter/publisher"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """What a feed says about one issue, every URL absolute and every string XML-safe."""
+
+    issue: Issue
+    title: str
+    permalink: str
+    summary: str
+    content: str | None  # full HTML, or None when feeds carry summaries only
+    tags: tuple[str, ...]
+    authors: tuple[str, ...]
+    image: str | None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A set of feeds: the whole newsletter, or one tag."""
+
+    prefix: str  # "" or "tags/<slug>/"
+    title: str
+    home: str  # absolute URL of the HTML page the feeds belong to
+    entries: tuple[FeedEntry, ...]
+
+
+def make_entry(config: Config, issue: Issue, body: str, pages: Mapping[str, str]) -> FeedEntry:
+    permalink = markdown.absolute_url(config.site.url, issue.url_path)
+    content = None
+    if config.feeds.full_content:
+        content = xml_safe(markdown.absolutize(body, issue.path.parent, pages, config.site.url))
+    image = None
+    if issue.image:
+        target = markdown.site_path(issue.image, issue.path.parent, pages)
+        image = issue.image if target is None else markdown.absolute_url(config.site.url, target)
+    authors = issue.authors or ((config.site.author,) if config.site.author else ())
+    return FeedEntry(
+        issue=issue, title=xml_safe(issue.title), permalink=permalink, summary=xml_safe(issue.summary),
+        content=content, tags=tuple(xml_safe(t) for t in issue.tags),
+        authors=tuple(xml_safe(a) for a in authors), image=image,
+    )
+
+
+def scopes(config: Config, issues: Sequence[Issue], bodies: Mapping[str, str]) -> list[Scope]:
+    """The site's feed scope and one per tag, each with its newest `feeds.limit` entries."""
+    limit = config.feeds.limit
+    site_title = xml_safe(config.site.title)
+    members = [("", site_title, config.site.url, issues[:limit])]
+    for tag in collect_tags(issues):
+        members.append((tag.url_path, f"{site_title} · {xml_safe(tag.name)}",
+                        markdown.absolute_url(config.site.url, tag.url_path), tag.issues[:limit]))
+    pages = {str(i.path): i.url_path for i in issues}
+    entries: dict[str, FeedEntry] = {}  # an issue in several feeds is converted once
+    result = []
+    for prefix, title, home, chosen in members:
+        for issue in chosen:
+            if issue.slug not in entries:
+                entries[issue.slug] = make_entry(config, issue, bodies[issue.slug], pages)
+        result.append(Scope(prefix, title, home, tuple(entries[i.slug] for i in chosen)))
+    return result
+
+
+def _generator(config: Config, scope: Scope, self_url: str, self_type: str) -> FeedGenerator:
+    site = config.site
+    fg = FeedGenerator()
+    fg.load_extension("dc", atom=False, rss=True)
+    fg.id(scope.home)
+    fg.title(scope.title)
+    fg.subtitle(xml_safe(site.description) or scope.title)
+    # feedgen takes the RSS <link> from the last link given: the HTML page must come last.
+    fg.link(href=self_url, rel="self", type=self_type)
+    fg.link(href=scope.home, rel="alternate", type="text/html")
+    fg.language(site.language)
+    fg.generator(GENERATOR, version=__version__, uri=GENERATOR_URI)
+    if site.author:
+        fg.author({"name": xml_safe(site.author), **({"email": site.author_email} if site.author_email else {})})
+    newest = scope.entries[0].issue.date if scope.entries else EPOCH
+    # feedgen stamps both with the clock by default; the newest issue keeps rebuilds byte-identical.
+    fg.updated(newest)
+    fg.lastBuildDate(newest)
+    for entry in scope.entries:
+        try:
+            _add_entry(fg, entry)
+        except ValueError as exc:  # feedgen's errors do not say which entry
+            raise PublisherError(f"cannot be written to a feed: {exc}",
+                                 file=relpath(entry.issue.file, config.root)) from None
+    return fg
+
+
+def _add_entry(fg: FeedGenerator, entry: FeedEntry) -> None:
+    fe = fg.add_entry(order="append")
+    fe.guid(entry.permalink, permalink=True)
+    fe.title(entry.title)
+    # One link only: feedgen 1.0 drops the rel of entry links, so a second (rel="related", for `source`)
+    # would become a second rel="alternate", which Atom forbids. JSON Feed carries `source` as external_url.
+    fe.link(href=entry.permalink, rel="alternate", type="text/html")
+    fe.published(entry.issue.date)
+    fe.updated(entry.issue.date)
+    fe.pubDate(entry.issue.date)
+    fe.summary(entry.summary or entry.title)
+    fe.description(entry.summary or entry.title)
+    if entry.content is not None:
+        fe.content(entry.content, type="html")
+    for tag in entry.tags:
+        fe.category(term=tag, label=tag)
+    for name in entry.authors:
+        fe.author({"name": name})
+        fe.dc.dc_creator(name, replace=False)
+
+
+def render_rss(config: Config, scope: Scope) -> bytes:
+    url = markdown.absolute_url(config.site.url, scope.prefix + "rss.xml")
+    return _generator(config, scope, url, "application/rss+xml").rss_str(pretty=True)
+
+
+def render_atom(config: Config, scope: Scope) -> bytes:
+    url = markdown.absolute_url(config.site.url, scope.prefix + "atom.xml")
+    return _generator(config, scope, url, "application/atom+xml").atom_str(pretty=True)
+
+
+def render_json_feed(config: Config, scope: Scope) -> bytes:
+    site = config.site
+    feed: dict[str, object] = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": scope.title,
+        "home_page_url": scope.home,
+        "feed_url": markdown.absolute_url(site.url, scope.prefix + "feed.json"),
+        "language": site.language,
+    }
+    if site.description:
+        feed["description"] = site.description
+    if site.author:
+        feed["authors"] = [{"name": site.author}]
+    items = []
+    for entry in scope.entries:
+        item: dict[str, object] = {"id": entry.permalink, "url": entry.permalink, "title": entry.title}
+        if entry.issue.source:
+            item["external_url"] = entry.issue.source
+        if entry.content is not None:
+            item["content_html"] = entry.content
+        else:
+            item["content_text"] = entry.summary
+        item["summary"] = entry.summary
+        if entry.image:
+            item["image"] = entry.image
+        item["date_published"] = entry.issue.date.isoformat()
+        if entry.tags:
+            item["tags"] = list(entry.tags)
+        if entry.authors:
+            item["authors"] = [{"name": a} for a in entry.authors]
+        items.append(item)
+    feed["items"] = items
+    return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+KINDS: dict[str, Callable[[Config, Scope], bytes]] = {
+    "rss.xml": render_rss,
+    "atom.xml": render_atom,
+    "feed.json": render_json_feed,
+}
+TAG_KINDS = ("rss.xml", "atom.xml")  # per-tag JSON feeds are not in the dist/ contract
+
+
+def render_feeds(config: Config, issues: Sequence[Issue], bodies: Mapping[str, str]) -> dict[str, bytes]:
+    """Every feed file. `issues` are newest first; `bodies` maps slug to the issue's HTML."""
+    out: dict[str, bytes] = {}
+    for scope in scopes(config, issues, bodies):
+        for name, render in KINDS.items():
+            if scope.prefix and name not in TAG_KINDS:
+                continue
+            out[scope.prefix + name] = render(config, scope)
+    return out

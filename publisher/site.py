@@ -1,0 +1,166 @@
+"""The web archive: index, one page per issue, one page per tag, sitemap. Pure: model in, {path: bytes} out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from xml.sax.saxutils import escape as xml_escape
+
+from . import __version__, markdown
+from .config import Config
+from .content import Issue, tag_slug
+from .themes import Theme
+
+
+@dataclass(frozen=True)
+class Tag:
+    name: str
+    slug: str
+    issues: tuple[Issue, ...]
+
+    @property
+    def url_path(self) -> str:
+        return f"tags/{self.slug}/"
+
+
+def collect_tags(issues: Sequence[Issue]) -> list[Tag]:
+    """Tags in order of first use on the newest issue; tags that differ only in case or punctuation merge."""
+    names: dict[str, str] = {}
+    members: dict[str, list[Issue]] = {}
+    for issue in issues:
+        for name in issue.tags:
+            slug = tag_slug(name)
+            names.setdefault(slug, name)
+            if issue not in members.setdefault(slug, []):
+                members[slug].append(issue)
+    return [Tag(names[s], s, tuple(members[s])) for s in names]
+
+
+def feed_links(config: Config, tag: Tag | None = None) -> list[dict[str, str]]:
+    """The autodiscovery links for a page: the site's feeds, and a tag page's own feeds first."""
+    links = []
+    if tag is not None:
+        base = markdown.absolute_url(config.site.url, tag.url_path)
+        links += [
+            {"type": "application/rss+xml", "title": f"{config.site.title} · {tag.name} (RSS)", "href": base + "rss.xml"},
+            {"type": "application/atom+xml", "title": f"{config.site.title} · {tag.name} (Atom)", "href": base + "atom.xml"},
+        ]
+    site = config.site.url
+    links += [
+        {"type": "application/rss+xml", "title": f"{config.site.title} (RSS)", "href": site + "rss.xml"},
+        {"type": "application/atom+xml", "title": f"{config.site.title} (Atom)", "href": site + "atom.xml"},
+        {"type": "application/feed+json", "title": f"{config.site.title} (JSON Feed)", "href": site + "feed.json"},
+    ]
+    return links
+
+
+def format_date(value: datetime, language: str) -> str:
+    if language.lower().startswith(("zh", "ja")):
+        return f"{value.year}年{value.month}月{value.day}日"
+    return value.strftime("%Y-%m-%d")
+
+
+class PageRenderer:
+    """Renders pages for one build: the things every page shares are computed once here."""
+
+    def __init__(self, config: Config, theme: Theme, issues: Sequence[Issue], now: datetime | None = None):
+        self.config = config
+        self.theme = theme
+        self.issues = list(issues)
+        self.tags = collect_tags(self.issues)
+        self.now = now
+        self.pages = {str(i.path): i.url_path for i in self.issues}
+        tz = config.site.timezone
+        self.site = {
+            "title": config.site.title,
+            "url": config.site.url,
+            "description": config.site.description,
+            "language": config.site.language,
+            "author": config.site.author,
+            "generator": f"publisher {__version__}",
+        }
+        self._local = {id(i): i.date.astimezone(tz) for i in self.issues}
+
+    def _view(self, issue: Issue, prefix: str) -> dict[str, object]:
+        local = self._local[id(issue)]
+        state = "draft" if issue.draft else ("scheduled" if self.now and issue.is_future(self.now) else None)
+        return {
+            "title": issue.title,
+            "slug": issue.slug,
+            "url": prefix + issue.url_path,
+            "permalink": markdown.absolute_url(self.config.site.url, issue.url_path),
+            "date": local,
+            "date_iso": local.isoformat(),
+            "date_text": format_date(local, self.config.site.language),
+            "summary": issue.summary,
+            "tags": [{"name": t, "url": prefix + f"tags/{tag_slug(t)}/"} for t in issue.tags],
+            "authors": list(issue.authors) or ([self.config.site.author] if self.config.site.author else []),
+            "source": issue.source,
+            "image": self._image(issue, prefix),
+            "state": state,
+        }
+
+    def _image(self, issue: Issue, prefix: str) -> str | None:
+        if not issue.image:
+            return None
+        target = markdown.site_path(issue.image, issue.path.parent, self.pages)
+        return issue.image if target is None else prefix + target
+
+    def _page(self, template: str, prefix: str, path: str, **context: object) -> bytes:
+        html = self.theme.render(
+            template, site=self.site, root=prefix, canonical=markdown.absolute_url(self.config.site.url, path),
+            **context,
+        )
+        return html.encode("utf-8")
+
+    def index(self) -> bytes:
+        return self._page("web/index.html", "", "", issues=[self._view(i, "") for i in self.issues],
+                          tags=[{"name": t.name, "url": t.url_path, "count": len(t.issues)} for t in self.tags],
+                          feeds=feed_links(self.config))
+
+    def issue_page(self, issue: Issue, body_html: str, newer: Issue | None, older: Issue | None) -> bytes:
+        prefix = "../../"
+        body = markdown.localize(body_html, issue.path.parent, self.pages, prefix)
+        return self._page(
+            "web/issue.html", prefix, issue.url_path, issue=self._view(issue, prefix), content=body,
+            newer=self._view(newer, prefix) if newer else None,
+            older=self._view(older, prefix) if older else None, feeds=feed_links(self.config),
+        )
+
+    def tag_page(self, tag: Tag) -> bytes:
+        prefix = "../../"
+        return self._page("web/tag.html", prefix, tag.url_path, tag={"name": tag.name, "slug": tag.slug},
+                          issues=[self._view(i, prefix) for i in tag.issues], feeds=feed_links(self.config, tag))
+
+    def not_found(self) -> bytes:
+        # Served by S3/CloudFront for any missing path, so every URL in it is absolute.
+        return self._page("web/404.html", self.config.site.url, "404.html", feeds=feed_links(self.config))
+
+    def sitemap(self) -> bytes:
+        url = self.config.site.url
+        rows = []
+        if self.issues:
+            rows.append((url, self.issues[0].date))
+        rows += [(markdown.absolute_url(url, i.url_path), i.date) for i in self.issues]
+        rows += [(markdown.absolute_url(url, t.url_path), t.issues[0].date) for t in self.tags]
+        lines = ['<?xml version="1.0" encoding="UTF-8"?>',
+                 '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">']
+        for loc, when in rows:
+            lines.append(f"<url><loc>{xml_escape(loc)}</loc><lastmod>{when.isoformat()}</lastmod></url>")
+        lines.append("</urlset>\n")
+        return "\n".join(lines).encode("utf-8")
+
+
+def render_pages(config: Config, theme: Theme, issues: Sequence[Issue], bodies: Mapping[str, str],
+                 now: datetime | None = None) -> dict[str, bytes]:
+    """Every web page of the archive. `bodies` maps slug to the issue's HTML as rendered from Markdown."""
+    renderer = PageRenderer(config, theme, issues, now)
+    out = {"index.html": renderer.index(), "404.html": renderer.not_found(), "sitemap.xml": renderer.sitemap()}
+    for n, issue in enumerate(renderer.issues):
+        newer = renderer.issues[n - 1] if n > 0 else None
+        older = renderer.issues[n + 1] if n + 1 < len(renderer.issues) else None
+        out[issue.url_path + "index.html"] = renderer.issue_page(issue, bodies[issue.slug], newer, older)
+    for tag in renderer.tags:
+        out[tag.url_path + "index.html"] = renderer.tag_page(tag)
+    return out
