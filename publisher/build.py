@@ -67,7 +67,7 @@ def render(config: Config, issues: Sequence[Issue], *, theme: Theme | None = Non
     bodies = {issue.slug: cache.html(issue.body, markdown.to_html) for issue in issues}
     out = Site()
     out.update(site.render_pages(config, theme, issues, bodies, now), "the web archive")
-    out.update(feeds.render_feeds(config, issues, bodies), "the feeds")
+    out.update(feeds.render_feeds(config, issues, bodies, now), "the feeds")
     for rel, path in theme.files("web/static").items():
         out.add(f"static/{rel}", path, f"theme file {relpath(path, config.root)}")
     for path in assets:

@@ -200,9 +200,9 @@ def load_config(root: Path | str = ".", overrides: Mapping[str, Any] | None = No
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except UnicodeDecodeError as exc:
-        raise PublisherError(f"is not UTF-8 text ({exc.reason} at byte {exc.start})", file=path) from None
+        raise PublisherError(f"is not UTF-8 text ({exc.reason} at byte {exc.start})", file=CONFIG_FILE) from None
     except tomllib.TOMLDecodeError as exc:
-        raise PublisherError(f"is not valid TOML: {exc}", file=path,
+        raise PublisherError(f"is not valid TOML: {exc}", file=CONFIG_FILE,
                              hint="see https://toml.io for the syntax") from None
     return config_from_dict(raw, root=root, file=path, overrides=overrides,
                             environ=os.environ if environ is None else environ)

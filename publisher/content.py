@@ -185,10 +185,13 @@ def slug_from_filename(path: Path) -> str:
 
 
 def _key_line(frontmatter_text: str, key: str) -> int | None:
-    """Line number (1-based, in the file) of a top-level frontmatter key: the opening `---` is line 1."""
+    """Line number (1-based, in the file) of a top-level frontmatter key.
+
+    The frontmatter text starts with the line break that ends the opening `---` (line 1).
+    """
     pattern = re.compile(rf"^{re.escape(key)}\s*:", re.M)
     match = pattern.search(frontmatter_text)
-    return frontmatter_text.count("\n", 0, match.start()) + 2 if match else None
+    return frontmatter_text.count("\n", 0, match.start()) + 1 if match else None
 
 
 def decode(raw: bytes, shown: Path) -> str:
@@ -224,8 +227,11 @@ def parse_issue(raw: bytes, *, file: Path, content_dir: Path, shown: Path, timez
         meta = yaml.load(fm_text, Loader=_Loader) if fm_text.strip() else {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 2 if mark is not None else None
+        line = mark.line + 1 if mark is not None else None  # see _key_line
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and context_mark is not None:  # e.g. where an unclosed quote started
+            problem += f" ({context} on line {context_mark.line + 1})"
         raise PublisherError(f"frontmatter is not valid YAML: {problem}", file=shown, line=line,
                              hint="check quotes and indentation; quote titles that contain ': '") from None
     if not isinstance(meta, dict):

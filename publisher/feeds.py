@@ -7,6 +7,7 @@ from the newest issue in the feed, never from the clock, so unchanged input give
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,7 +54,7 @@ def make_entry(config: Config, issue: Issue, body: str, pages: Mapping[str, str]
     permalink = markdown.absolute_url(config.site.url, issue.url_path)
     content = None
     if config.feeds.full_content:
-        content = xml_safe(markdown.absolutize(body, issue.path.parent, pages, config.site.url))
+        content = xml_safe(markdown.absolutize(body, issue.path.parent, pages, config.site.url, permalink))
     image = None
     if issue.image:
         target = markdown.site_path(issue.image, issue.path.parent, pages)
@@ -85,7 +86,8 @@ def scopes(config: Config, issues: Sequence[Issue], bodies: Mapping[str, str]) -
     return result
 
 
-def _generator(config: Config, scope: Scope, self_url: str, self_type: str) -> FeedGenerator:
+def _generator(config: Config, scope: Scope, self_url: str, self_type: str,
+               now: datetime | None) -> FeedGenerator:
     site = config.site
     fg = FeedGenerator()
     fg.load_extension("dc", atom=False, rss=True)
@@ -99,8 +101,9 @@ def _generator(config: Config, scope: Scope, self_url: str, self_type: str) -> F
     fg.generator(GENERATOR, version=__version__, uri=GENERATOR_URI)
     if site.author:
         fg.author({"name": xml_safe(site.author), **({"email": site.author_email} if site.author_email else {})})
-    newest = scope.entries[0].issue.date if scope.entries else EPOCH
-    # feedgen stamps both with the clock by default; the newest issue keeps rebuilds byte-identical.
+    # feedgen stamps both with the clock by default; the newest issue keeps rebuilds byte-identical. Only a feed
+    # with no issue at all (a new newsletter) takes the build's time, as Atom requires some `updated`.
+    newest = scope.entries[0].issue.date if scope.entries else (now or EPOCH)
     fg.updated(newest)
     fg.lastBuildDate(newest)
     for entry in scope.entries:
@@ -133,17 +136,21 @@ def _add_entry(fg: FeedGenerator, entry: FeedEntry) -> None:
         fe.dc.dc_creator(name, replace=False)
 
 
-def render_rss(config: Config, scope: Scope) -> bytes:
+def render_rss(config: Config, scope: Scope, now: datetime | None = None) -> bytes:
     url = markdown.absolute_url(config.site.url, scope.prefix + "rss.xml")
-    return _generator(config, scope, url, "application/rss+xml").rss_str(pretty=True)
+    data: bytes = _generator(config, scope, url, "application/rss+xml", now).rss_str(pretty=True)
+    if not scope.entries:
+        # lastBuildDate is optional in RSS and an empty feed has no honest one (feedgen always writes it).
+        data = re.sub(rb"\n\s*<lastBuildDate>[^<]*</lastBuildDate>", b"", data)
+    return data
 
 
-def render_atom(config: Config, scope: Scope) -> bytes:
+def render_atom(config: Config, scope: Scope, now: datetime | None = None) -> bytes:
     url = markdown.absolute_url(config.site.url, scope.prefix + "atom.xml")
-    return _generator(config, scope, url, "application/atom+xml").atom_str(pretty=True)
+    return _generator(config, scope, url, "application/atom+xml", now).atom_str(pretty=True)
 
 
-def render_json_feed(config: Config, scope: Scope) -> bytes:
+def render_json_feed(config: Config, scope: Scope, now: datetime | None = None) -> bytes:
     site = config.site
     feed: dict[str, object] = {
         "version": "https://jsonfeed.org/version/1.1",
@@ -178,7 +185,7 @@ def render_json_feed(config: Config, scope: Scope) -> bytes:
     return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
-KINDS: dict[str, Callable[[Config, Scope], bytes]] = {
+KINDS: dict[str, Callable[[Config, Scope, datetime | None], bytes]] = {
     "rss.xml": render_rss,
     "atom.xml": render_atom,
     "feed.json": render_json_feed,
@@ -186,12 +193,13 @@ KINDS: dict[str, Callable[[Config, Scope], bytes]] = {
 TAG_KINDS = ("rss.xml", "atom.xml")  # per-tag JSON feeds are not in the dist/ contract
 
 
-def render_feeds(config: Config, issues: Sequence[Issue], bodies: Mapping[str, str]) -> dict[str, bytes]:
+def render_feeds(config: Config, issues: Sequence[Issue], bodies: Mapping[str, str],
+                 now: datetime | None = None) -> dict[str, bytes]:
     """Every feed file. `issues` are newest first; `bodies` maps slug to the issue's HTML."""
     out: dict[str, bytes] = {}
     for scope in scopes(config, issues, bodies):
         for name, render in KINDS.items():
             if scope.prefix and name not in TAG_KINDS:
                 continue
-            out[scope.prefix + name] = render(config, scope)
+            out[scope.prefix + name] = render(config, scope, now)
     return out

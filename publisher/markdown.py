@@ -213,10 +213,16 @@ def localize(fragment: str, base: PurePosixPath, pages: Mapping[str, str], prefi
     return rewrite_urls(fragment, rewrite)
 
 
-def absolutize(fragment: str, base: PurePosixPath, pages: Mapping[str, str], site_url: str) -> str:
-    """Rewrite relative URLs to absolute ones under `site_url`, for feeds and emails."""
+def absolutize(fragment: str, base: PurePosixPath, pages: Mapping[str, str], site_url: str, page_url: str) -> str:
+    """Rewrite relative URLs to absolute ones under `site_url`, for feeds and emails.
+
+    A bare `#fragment` (footnotes, heading links) points into the issue's page `page_url`: in a feed reader or a
+    mail client there is no page for it to resolve against.
+    """
 
     def rewrite(url: str) -> str:
+        if url.startswith("#"):
+            return page_url + url
         target = site_path(url, base, pages)
         if target is None:
             return urljoin(site_url, url) if url.startswith("//") else url

@@ -1,0 +1,1648 @@
+"""Offline feed checker used by the test-suite.
+
+Re-implements, without any network access, the rules of the W3C Feed
+Validation Service (https://validator.w3.org/feed/, project
+``w3c/feedvalidator``) that matter for the feeds ``publisher`` writes, plus
+the rules of the JSON Feed 1.1 specification (https://www.jsonfeed.org/version/1.1/).
+
+Public API::
+
+    check_rss(data: bytes, *, self_url=None) -> list[str]
+    check_atom(data: bytes, *, self_url=None) -> list[str]
+    check_json_feed(data: bytes, *, self_url=None) -> list[str]
+
+Each function returns a list of human readable error strings; an empty list
+means the document passed every check.  Every string has the form::
+
+    <where>: <RuleName>: <message> [(line N)]
+
+``<where>`` names the feed part, e.g. ``channel``, ``feed``,
+``item[2] (title='...', guid='...')``, ``entry[0] (title='...', id='...')``
+or ``items[1] (id='...', title='...')`` (indexes are 0-based, in document
+order).  ``<RuleName>`` is the feedvalidator message class where one exists
+(``MissingTitle``, ``InvalidRFC2822Date``, ``ContainsRelRef`` ...); rules that
+only come from the JSON Feed spec or that feedvalidator lacks use a
+descriptive CamelCase name of the same style.
+
+Several feedvalidator *warnings* are deliberately reported here as errors
+(MissingAtomSelfLink/MissingSelf, MissingGuid, ContainsRelRef, SecurityRisk,
+SelfDoesntMatchLocation, DuplicateEntries, ProblematicalRFC822Date, ...): the
+tests want feeds that the W3C service reports with neither errors nor these
+warnings.
+
+Dependencies: the standard library and lxml only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as _dt
+import json
+import re
+from email.utils import getaddresses
+from html.entities import name2codepoint
+from html.parser import HTMLParser
+from urllib.parse import urlsplit
+
+from lxml import etree
+
+__all__ = ["check_rss", "check_atom", "check_json_feed"]
+
+# ---------------------------------------------------------------------------
+# Namespaces
+# ---------------------------------------------------------------------------
+
+ATOM_NS = "http://www.w3.org/2005/Atom"
+CONTENT_NS = "http://purl.org/rss/1.0/modules/content/"
+DC_NS = "http://purl.org/dc/elements/1.1/"
+XHTML_NS = "http://www.w3.org/1999/xhtml"
+XML_NS = "http://www.w3.org/XML/1998/namespace"
+SVG_NS = "http://www.w3.org/2000/svg"
+MATHML_NS = "http://www.w3.org/1998/Math/MathML"
+
+XML_BASE = "{%s}base" % XML_NS
+XML_LANG = "{%s}lang" % XML_NS
+
+# Well known prefixes and the namespace they are expected to be bound to
+# (feedvalidator: ReservedPrefix).
+RESERVED_PREFIXES = {
+    "atom": ATOM_NS,
+    "content": CONTENT_NS,
+    "dc": DC_NS,
+    "dcterms": "http://purl.org/dc/terms/",
+    "itunes": "http://www.itunes.com/dtds/podcast-1.0.dtd",
+    "media": "http://search.yahoo.com/mrss/",
+    "slash": "http://purl.org/rss/1.0/modules/slash/",
+    "sy": "http://purl.org/rss/1.0/modules/syndication/",
+    "wfw": "http://wellformedweb.org/CommentAPI/",
+    "georss": "http://www.georss.org/georss",
+    "geo": "http://www.w3.org/2003/01/geo/wgs84_pos#",
+    "xhtml": XHTML_NS,
+    "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+    "thr": "http://purl.org/syndication/thread/1.0",
+    "trackback": "http://madskills.com/public/xml/rss/module/trackback/",
+    "feedburner": "http://rssnamespace.org/feedburner/ext/1.0",
+    "creativeCommons": "http://backend.userland.com/creativeCommonsRssModule",
+}
+_KNOWN_NS = set(RESERVED_PREFIXES.values()) | {SVG_NS, MATHML_NS, XML_NS}
+
+
+def _near(ns: str) -> str:
+    return ns.lower().rstrip("/#")
+
+
+_NEAR_KNOWN = {_near(ns): ns for ns in _KNOWN_NS}
+
+# ---------------------------------------------------------------------------
+# Small value validators.  Each returns None when fine, else a
+# (rule, message) tuple.
+# ---------------------------------------------------------------------------
+
+# ISO 639-1 two letter codes (including the withdrawn mo/sh that
+# feedvalidator still accepts).
+_ISO639_1 = set(
+    """aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce
+    ch co cr cs cu cv cy da de dv dz ee el en eo es et eu fa ff fi fj fo fr fy
+    ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia id ie ig ii ik io is it iu
+    ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb lg li ln lo lt lu
+    lv mg mh mi mk ml mn mo mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj
+    om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg sh si sk sl sm sn
+    so sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur
+    uz ve vi vo wa wo xh yi yo za zh zu""".split()
+)
+_LANG_SHAPE = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
+
+
+def _lang_problem(value: str, element: str):
+    """RFC 3066 / BCP 47 shaped tag whose primary subtag is an ISO 639 code
+    (feedvalidator: InvalidLanguage)."""
+    msg = "%s must be an ISO-639 language code: %r" % (element, value)
+    if not _LANG_SHAPE.match(value or ""):
+        return ("InvalidLanguage", msg)
+    primary = value.split("-", 1)[0].lower()
+    if len(primary) == 2:
+        ok = primary in _ISO639_1
+    elif len(primary) == 3:
+        ok = True  # ISO 639-2/639-3 alpha-3 code
+    else:
+        ok = primary in ("i", "x") and "-" in value
+    return None if ok else ("InvalidLanguage", msg)
+
+
+# RFC 822 / RFC 2822 date-time as written in RSS 2.0, the strict form that
+# feedvalidator accepts without any warning: optional English day name and
+# comma, 1-2 digit day, English month, 4-digit year, HH:MM[:SS], zone.
+_RFC822_RE = re.compile(
+    r"^(?:(?P<dow>Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?"
+    r"(?P<day>\d\d?) (?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+    r"(?P<year>\d{4}) (?P<h>\d\d):(?P<m>\d\d)(?::(?P<s>\d\d))? "
+    r"(?P<tz>[+-]\d\d[0-5]\d|UT|GMT|EST|EDT|CST|CDT|MST|MDT|PST|PDT|Z)$"
+)
+# The loose RFC 822 grammar (2 digit year, any case, comments, military zones)
+# that feedvalidator only tolerates with a ProblematicalRFC822Date warning.
+_RFC822_LOOSE_RE = re.compile(
+    r"^((mon|tue|wed|thu|fri|sat|sun)\s*,\s*)?\d\d?\s+"
+    r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)\s+\d\d(\d\d)?\s+"
+    r"\d\d:\d\d(:\d\d)?\s+([+-]\d\d\d\d|ut|gmt|est|edt|cst|cdt|mst|mdt|pst|pdt|[a-ik-z])?$"
+)
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+_DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+def _rfc822_problem(value: str, element: str):
+    m = _RFC822_RE.match(value)
+    if not m:
+        if _RFC822_LOOSE_RE.match(value.strip().lower()):
+            return (
+                "ProblematicalRFC822Date",
+                "%s is an obsolete/ambiguous RFC-822 date-time (use e.g. "
+                "'Mon, 05 Jan 2026 08:00:00 +0000'): %r" % (element, value),
+            )
+        return ("InvalidRFC2822Date", "%s must be an RFC-822 date-time: %r" % (element, value))
+    try:
+        date = _dt.date(int(m["year"]), _MONTHS.index(m["mon"]) + 1, int(m["day"]))
+    except ValueError as exc:
+        return ("InvalidRFC2822Date", "%s must be an RFC-822 date-time: %r (%s)" % (element, value, exc))
+    if int(m["h"]) > 23 or int(m["m"]) > 59 or (m["s"] and int(m["s"]) > 60):
+        return ("InvalidRFC2822Date", "%s has an impossible time of day: %r" % (element, value))
+    tz = m["tz"]
+    if tz[0] in "+-" and int(tz[1:3]) > 23:
+        return ("InvalidRFC2822Date", "%s has an impossible time zone offset: %r" % (element, value))
+    if m["dow"] and _DAYS[date.weekday()] != m["dow"]:
+        return (
+            "IncorrectDOW",
+            "Incorrect day of week in %s: %r (%s is a %s)"
+            % (element, value, date.isoformat(), _DAYS[date.weekday()]),
+        )
+    if date.year < 1990:
+        return ("ImplausibleDate", "Implausible date in %s: %r" % (element, value))
+    return None
+
+
+_RFC3339_RE = re.compile(
+    r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-](\d\d):(\d\d))$"
+)
+
+
+def _rfc3339_problem(value: str, element: str, rule: str = "InvalidRFC3339Date"):
+    msg = "%s must be an RFC-3339 date-time: %r" % (element, value)
+    m = _RFC3339_RE.match(value)
+    if not m:
+        return (rule, msg)
+    year, month, day, hh, mm, ss = (int(m.group(i)) for i in range(1, 7))
+    try:
+        _dt.date(year, month, day)
+    except ValueError as exc:
+        return (rule, "%s (%s)" % (msg, exc))
+    if hh > 23 or mm > 59 or ss > 60:
+        return (rule, msg + " (impossible time of day)")
+    if m.group(9) is not None and (int(m.group(9)) > 23 or int(m.group(10)) > 59):
+        return (rule, msg + " (impossible time zone offset)")
+    if year < 1990:
+        return ("ImplausibleDate", "Implausible date in %s: %r" % (element, value))
+    return None
+
+
+_W3CDTF_RE = re.compile(
+    r"^\d{4}(-\d\d(-\d\d(T\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d))?)?)?$"
+)
+
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
+# ASCII characters allowed in a URI (RFC 3986 unreserved + reserved + '%').
+_URI_ASCII_OK = set(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    "-._~:/?#[]@!$&'()*+,;=%"
+)
+_BAD_PCT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_TAG_RE = re.compile(
+    r"^tag:([a-z0-9\-._]+?@)?[a-z0-9.\-]+?,\d{4}(-\d{2}(-\d{2})?)?:"
+    r"[0-9a-zA-Z;/?:@&=+$.\-_!~*'()%,]*(#[0-9a-zA-Z;/?:@&=+$.\-_!~*'()%,]*)?$"
+)
+_URN_RE = re.compile(
+    r"^[Uu][Rr][Nn]:[a-zA-Z0-9][a-zA-Z0-9-]{1,31}:([a-zA-Z0-9()+,.:=@;$_!*'\-]|%[0-9A-Fa-f]{2})+$"
+)
+_UUID_RE = re.compile(
+    r"^[Uu][Rr][Nn]:[Uu][Uu][Ii][Dd]:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+    r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+_HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\s/?#@:\[\]]+)(:\d*)?$")
+
+
+def _uri_chars_problem(value: str, element: str, iri: bool):
+    for ch in value:
+        if ch.isspace() or (ord(ch) < 128 and ch not in _URI_ASCII_OK):
+            return ("InvalidUriChar", "Invalid character %r in %s URI %r" % (ch, element, value))
+        if ord(ch) >= 128 and not iri:
+            return (
+                "UriNotIri",
+                "%s must be a URI; non-ASCII character %r must be percent-encoded: %r"
+                % (element, ch, value),
+            )
+    if _BAD_PCT_RE.search(value):
+        return ("InvalidUriChar", "Invalid percent-escape in %s URI %r" % (element, value))
+    return None
+
+
+def _full_uri_problem(value: str, element: str, *, iri: bool = False, http: bool = False):
+    """Absolute URI (feedvalidator rfc2396_full / rfc3987_full)."""
+    if value is None or value == "":
+        return ("InvalidFullLink", "%s must be a full and valid URL (it is empty)" % element)
+    if value != value.strip():
+        return ("UnexpectedWhitespace", "Whitespace not permitted around %s: %r" % (element, value))
+    m = _SCHEME_RE.match(value)
+    if not m:
+        return ("InvalidFullLink", "%s must be a full and valid URL: %r" % (element, value))
+    problem = _uri_chars_problem(value, element, iri)
+    if problem:
+        return problem
+    scheme = m.group(1).lower()
+    if http and scheme not in ("http", "https"):
+        return ("InvalidFullLink", "%s must be an absolute http(s) URL: %r" % (element, value))
+    if scheme in ("http", "https", "ftp"):
+        parts = urlsplit(value)
+        if not value[len(scheme) + 1:].startswith("//") or not parts.netloc \
+                or not _HOST_RE.match(parts.netloc.rsplit("@", 1)[-1]):
+            return ("InvalidFullLink", "%s must be a full and valid URL: %r" % (element, value))
+    elif scheme == "tag":
+        if not _TAG_RE.match(value):
+            return ("InvalidTAG", "%s is not a valid TAG URI: %r" % (element, value))
+    elif scheme == "urn":
+        if value.lower().startswith("urn:uuid:"):
+            if not _UUID_RE.match(value):
+                return ("InvalidUUID", "%s is not a valid UUID URN: %r" % (element, value))
+        elif not _URN_RE.match(value):
+            return ("InvalidURN", "%s is not a valid URN: %r" % (element, value))
+    return None
+
+
+def _uri_ref_problem(value: str, element: str, *, iri: bool = True):
+    """URI/IRI reference (may be relative)."""
+    if value != value.strip():
+        return ("UnexpectedWhitespace", "Whitespace not permitted around %s: %r" % (element, value))
+    if _SCHEME_RE.match(value):
+        return _full_uri_problem(value, element, iri=iri)
+    return _uri_chars_problem(value, element, iri)
+
+
+_DEFAULT_PORTS = {"http": "80", "https": "443", "ftp": "21"}
+
+
+def _canonical_problem(value: str, element: str):
+    """Simplified feedvalidator NonCanonicalURI check for identifiers."""
+    m = _SCHEME_RE.match(value)
+    if not m:
+        return None
+    scheme = m.group(1)
+    problems = []
+    if scheme != scheme.lower():
+        problems.append("scheme should be lower case")
+    if re.search(r"%[0-9A-F]?[a-f]", value):
+        problems.append("percent-escapes should use upper case hex digits")
+    if scheme.lower() in _DEFAULT_PORTS:
+        parts = urlsplit(value)
+        host = parts.netloc.rsplit("@", 1)[-1]
+        if host != host.lower():
+            problems.append("host should be lower case")
+        if parts.port is not None and str(parts.port) == _DEFAULT_PORTS[scheme.lower()]:
+            problems.append("default port should be omitted")
+        if parts.path == "":
+            problems.append("empty path should be '/'")
+    if problems:
+        return (
+            "NonCanonicalURI",
+            "Identifier %s %r is not in canonical form (%s)" % (element, value, "; ".join(problems)),
+        )
+    return None
+
+
+def _norm_url(url: str) -> str:
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    port = parts.port if parts.netloc else None
+    netloc = host
+    if port is not None and str(port) != _DEFAULT_PORTS.get(scheme):
+        netloc += ":%d" % port
+    path = parts.path or ("/" if parts.netloc else "")
+    out = "%s://%s%s" % (scheme, netloc, path)
+    if parts.query:
+        out += "?" + parts.query
+    return out
+
+
+_ADDR_SPEC_RE = re.compile(
+    r"^[A-Za-z0-9_\-+.'!#$%&*/=?^`{|}~]+@"
+    r"(?:\[?\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\]?|(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)+[A-Za-z][A-Za-z0-9\-]*)$"
+)
+
+
+def _addr_spec_ok(value: str) -> bool:
+    return bool(_ADDR_SPEC_RE.match(value or "")) and ".." not in value
+
+
+def _rss_email_problem(value: str, element: str):
+    """RSS managingEditor / webMaster / item author (email_with_name)."""
+    v = value.strip()
+    if v.lower().startswith("mailto:"):
+        v = v[7:]
+    addresses = [a for _, a in getaddresses([v]) if a]
+    if len(addresses) != 1 or not _addr_spec_ok(addresses[0]):
+        return (
+            "InvalidContact",
+            "Invalid email address in %s: %r (expected e.g. 'jane@example.com (Jane Doe)';"
+            " use dc:creator for a plain name)" % (element, value),
+        )
+    return None
+
+
+_MIME_RE = re.compile(
+    r'^[^\s()<>,;:\\"/\[\]?=]+/[^\s()<>,;:\\"/\[\]?=]+'
+    r'(\s*;\s*[^\s()<>,;:\\"/\[\]?=]+=("(\\"|[^"])*"|[^\s()<>,;:\\"/\[\]?=]+))*$'
+)
+
+# ---------------------------------------------------------------------------
+# HTML checks (description, content:encoded, Atom html/xhtml, content_html)
+# ---------------------------------------------------------------------------
+
+_HTML_TAGS = set(
+    """a abbr acronym address applet area article aside audio b base basefont bdi
+    bdo big blockquote body br button canvas caption center cite code col
+    colgroup command data datalist dd del details dfn dialog dir div dl dt em
+    embed fieldset figcaption figure font footer form frame frameset h1 h2 h3
+    h4 h5 h6 head header hgroup hr html i iframe img input ins isindex kbd
+    keygen label legend li link listing main map mark menu meta meter nav
+    noframes noscript object ol optgroup option output p param picture
+    plaintext pre progress q rp rt ruby s samp script section select slot small
+    source span strike strong style sub summary sup table tbody td template
+    textarea tfoot th thead time title tr track tt u ul var video wbr xmp""".split()
+)
+# Elements feedvalidator reports as SecurityRisk (HTML elements that are not
+# on its list of acceptable elements).
+_UNSAFE_TAGS = set(
+    """applet base basefont body embed frame frameset head html iframe isindex
+    link listing meta noframes object param plaintext script slot style title
+    xmp""".split()
+)
+_VOID_TAGS = set(
+    "area base basefont br col command embed frame hr img input isindex keygen "
+    "link meta param source track wbr".split()
+)
+_OPTIONAL_END = set(
+    "p li dt dd rt rp optgroup option colgroup caption thead tbody tfoot tr td th "
+    "html head body".split()
+)
+_URL_ATTRS = {"href", "src", "poster", "cite", "action", "formaction", "background",
+              "longdesc", "xlink:href", "data", "srcset"}
+_ABS_REF_RE = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.\-]*:")
+_DANGEROUS_URL_RE = re.compile(r"^\s*(javascript|vbscript|livescript)\s*:", re.I)
+_DANGEROUS_STYLE_RE = re.compile(
+    r"expression\s*\(|url\s*\(|javascript:|vbscript:|behaviou?r\s*:|-moz-binding|@import|[<>\\]",
+    re.I,
+)
+
+
+def _url_values(attr: str, value: str):
+    if attr == "srcset":
+        return [c.strip().split()[0] for c in value.split(",") if c.strip()]
+    return [value]
+
+
+class _HTMLScanner(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.problems = []  # (rule, detail)
+        self.stack = []
+        self.foreign = 0  # depth inside <svg>/<math>
+
+    def _attrs(self, tag, attrs):
+        for name, value in attrs:
+            name = name.lower()
+            value = value or ""
+            if name.startswith("on"):
+                self.problems.append(("SecurityRiskAttr", "should not contain %s attribute (on <%s>)" % (name, tag)))
+            elif name == "style" and _DANGEROUS_STYLE_RE.search(value):
+                self.problems.append(("DangerousStyleAttr", "style attribute contains potentially dangerous content: %r" % value))
+            if name in _URL_ATTRS and not (name == "data" and tag != "object"):
+                for ref in _url_values(name, value):
+                    if _DANGEROUS_URL_RE.match(ref):
+                        self.problems.append(("SecurityRisk", "should not contain script URLs: <%s %s=%r>" % (tag, name, ref)))
+                    elif not _ABS_REF_RE.match(ref):
+                        self.problems.append(("ContainsRelRef", "should not contain relative URL references: <%s %s=%r>" % (tag, name, ref)))
+
+    def _start(self, tag, attrs, selfclosing):
+        if self.foreign == 0:
+            if tag in ("svg", "math"):
+                pass
+            elif tag not in _HTML_TAGS:
+                self.problems.append(("NotHtml", "Non-html tag: <%s>" % tag))
+            elif tag in _UNSAFE_TAGS:
+                self.problems.append(("SecurityRisk", "should not contain %s tag" % tag))
+        elif tag == "script":
+            self.problems.append(("SecurityRisk", "should not contain %s tag" % tag))
+        self._attrs(tag, attrs)
+        if tag in _VOID_TAGS and self.foreign == 0:
+            return
+        if selfclosing:
+            if self.foreign == 0 and tag not in ("svg", "math"):
+                self.problems.append(("NotHtml", "Invalid HTML: non-void element used as self-closing tag <%s/>" % tag))
+            return
+        if tag in ("svg", "math"):
+            self.foreign += 1
+        self.stack.append(tag)
+
+    def handle_starttag(self, tag, attrs):
+        self._start(tag, attrs, False)
+
+    def handle_startendtag(self, tag, attrs):
+        self._start(tag, attrs, True)
+
+    def handle_endtag(self, tag):
+        if tag in _VOID_TAGS and self.foreign == 0:
+            self.problems.append(("NotHtml", "Invalid HTML: end tag for void element </%s>" % tag))
+            return
+        if tag not in self.stack:
+            self.problems.append(("NotHtml", "Invalid HTML: unexpected end tag </%s>" % tag))
+            return
+        while self.stack:
+            top = self.stack.pop()
+            if top in ("svg", "math"):
+                self.foreign -= 1
+            if top == tag:
+                break
+            if top not in _OPTIONAL_END and self.foreign == 0:
+                self.problems.append(("NotHtml", "Invalid HTML: <%s> not closed before </%s>" % (top, tag)))
+
+    def finish(self):
+        rest = self.rawdata
+        if re.match(r"<[A-Za-z/!?]", rest or ""):
+            self.problems.append(("NotHtml", "Invalid HTML: truncated markup at end: %r" % rest[:40]))
+        self.close()
+        for tag in self.stack:
+            if tag not in _OPTIONAL_END:
+                self.problems.append(("NotHtml", "Invalid HTML: unclosed <%s>" % tag))
+        return self.problems
+
+
+def _html_problems(html: str, *, allow_relative: bool = False):
+    scanner = _HTMLScanner()
+    try:
+        scanner.feed(html)
+        problems = scanner.finish()
+    except Exception as exc:  # pragma: no cover - html.parser is very lenient
+        problems = scanner.problems + [("NotHtml", "Invalid HTML: %s" % exc)]
+    if allow_relative:
+        problems = [p for p in problems if p[0] != "ContainsRelRef"]
+    # de-duplicate while keeping order
+    seen, out = set(), []
+    for p in problems:
+        if p not in seen:
+            seen.add(p)
+            out.append(p)
+    return out
+
+
+_END_TAG_RE = re.compile(r"</(\w+)>")
+_ENTITY_RE = re.compile(r"&(#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
+
+
+def _contains_html(value: str):
+    """feedvalidator nonhtml: plain-text fields must not contain HTML markup or
+    (double) escaped entities."""
+    for tag in _END_TAG_RE.findall(value):
+        if tag.lower() in _HTML_TAGS:
+            return "</%s>" % tag
+    for ent in _ENTITY_RE.findall(value):
+        if ent.startswith("#") or ent in name2codepoint or ent == "apos":
+            return "&%s;" % ent
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Reporting helpers
+# ---------------------------------------------------------------------------
+
+
+def _short(value, limit=60) -> str:
+    if value is None:
+        return "None"
+    value = " ".join(str(value).split())
+    if len(value) > limit:
+        value = value[: limit - 1] + "…"
+    return repr(value)
+
+
+class _Report:
+    def __init__(self):
+        self.errors: list[str] = []
+
+    def add(self, where: str, rule: str, message: str, line=None):
+        text = "%s: %s: %s" % (where, rule, message)
+        if line:
+            text += " (line %d)" % line
+        if text not in self.errors:
+            self.errors.append(text)
+
+    def addp(self, where: str, problem, line=None):
+        if problem:
+            self.add(where, problem[0], problem[1], line)
+
+
+# ---------------------------------------------------------------------------
+# XML level checks
+# ---------------------------------------------------------------------------
+
+_XML_DECL_RE = re.compile(
+    rb"^<\?xml\s+version\s*=\s*([\"'])([^\"']*)\1"
+    rb"(?:\s+encoding\s*=\s*([\"'])([^\"']*)\3)?"
+    rb"(?:\s+standalone\s*=\s*([\"'])([^\"']*)\5)?\s*\?>"
+)
+_XML_FORBIDDEN_RE = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_BAD_CHARS_RE = re.compile("[\u0080-\u009f\ufffd]|[\u00c2\u00c3][\u0080-\u00bf]")
+
+
+def _line_of(text: str, index: int) -> int:
+    return text.count("\n", 0, index) + 1
+
+
+def _parse_xml(data, report: _Report, where: str):
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    if body.startswith((b"\xff\xfe", b"\xfe\xff")):
+        report.add(where, "EncodingNotUTF8", "document is UTF-16 encoded; feeds must be UTF-8")
+        return None
+    decl = _XML_DECL_RE.match(body)
+    if not decl:
+        report.add(where, "MissingEncoding",
+                   "No XML declaration with encoding: start the document with "
+                   "<?xml version=\"1.0\" encoding=\"UTF-8\"?>", 1)
+    else:
+        if decl.group(2) != b"1.0":
+            report.add(where, "BadXmlVersion", "Incorrect XML Version: %r" % decl.group(2).decode("ascii", "replace"), 1)
+        if decl.group(4) is None:
+            report.add(where, "MissingEncoding", "No character encoding was specified in the XML declaration", 1)
+        elif decl.group(4).decode("ascii", "replace").upper() != "UTF-8":
+            report.add(where, "EncodingNotUTF8",
+                       "XML declaration says encoding=%r; it must be UTF-8" % decl.group(4).decode("ascii", "replace"), 1)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = body.count(b"\n", 0, exc.start) + 1
+        report.add(where, "UnicodeError", "document is not valid UTF-8 (%s)" % exc.reason, line)
+        return None
+    bad = False
+    for m in _XML_FORBIDDEN_RE.finditer(text):
+        report.add(where, "InvalidXMLCharacter",
+                   "character U+%04X is not allowed in XML 1.0" % ord(m.group()), _line_of(text, m.start()))
+        bad = True
+    if bad:
+        return None
+    for m in _BAD_CHARS_RE.finditer(text):
+        report.add(where, "BadCharacters",
+                   "contains bad characters %r (C1 control, U+FFFD or double-encoded UTF-8)" % m.group(),
+                   _line_of(text, m.start()))
+    if re.search(r"<!ENTITY[^>]*\s(SYSTEM|PUBLIC)\s", text):
+        report.add(where, "ContainsSystemEntity", "Feeds must not contain SYSTEM entities")
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                             dtd_validation=False, huge_tree=False, remove_comments=False)
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as exc:
+        report.add(where, "SAXError", "XML parsing error: %s" % exc.msg, exc.lineno)
+        return None
+    for ent in root.iter(etree.Entity):
+        report.add(where, "UndefinedNamedEntity",
+                   "Undefined (unexpanded) named entity %s" % ent.text, ent.sourceline)
+    # namespace prefix checks for every element
+    for el in root.iter(etree.Element):
+        for prefix, uri in (el.nsmap or {}).items():
+            expected = RESERVED_PREFIXES.get(prefix)
+            if expected and uri != expected:
+                report.add(where, "ReservedPrefix",
+                           'The prefix "%s" generally is associated with the namespace "%s", not "%s"'
+                           % (prefix, expected, uri), el.sourceline)
+            elif uri and uri not in _KNOWN_NS and _near(uri) in _NEAR_KNOWN:
+                report.add(where, "InvalidNamespace",
+                           "namespace %r looks like a misspelling of %r" % (uri, _NEAR_KNOWN[_near(uri)]),
+                           el.sourceline)
+        lang = el.get(XML_LANG)
+        if lang:  # xml:lang="" is allowed (means "unknown")
+            report.addp(where, _lang_problem(lang, "xml:lang"), el.sourceline)
+        base = el.get(XML_BASE)
+        if base is not None:
+            report.addp(where, _uri_ref_problem(base, "xml:base"), el.sourceline)
+    return root
+
+
+def _qname(el) -> str:
+    q = etree.QName(el)
+    if q.namespace is None:
+        return q.localname
+    for prefix, ns in RESERVED_PREFIXES.items():
+        if ns == q.namespace:
+            return "%s:%s" % (prefix, q.localname)
+    return "{%s}%s" % (q.namespace, q.localname)
+
+
+def _text(el) -> str:
+    return "".join(el.itertext()) if el is not None else ""
+
+
+def _elements(el):
+    return [c for c in el if isinstance(c.tag, str)]
+
+
+def _direct_text(el) -> str:
+    parts = [el.text or ""]
+    for c in el:
+        parts.append(c.tail or "")
+    return "".join(parts)
+
+
+def _unexpected_attrs(report, where, el, allowed, name=None):
+    for attr in el.attrib:
+        if attr.startswith("{"):
+            continue  # xml:* and extension attributes are fine
+        if attr not in allowed:
+            report.add(where, "UnexpectedAttribute",
+                       "Unexpected %s attribute on %s element" % (attr, name or _qname(el)), el.sourceline)
+
+
+# ---------------------------------------------------------------------------
+# RSS 2.0
+# ---------------------------------------------------------------------------
+
+_RSS_CHANNEL_ONCE = ["title", "link", "description", "language", "copyright", "managingEditor",
+                     "webMaster", "pubDate", "lastBuildDate", "generator", "docs", "cloud",
+                     "ttl", "image", "rating", "textInput", "skipHours", "skipDays"]
+_RSS_CHANNEL_KNOWN = set(_RSS_CHANNEL_ONCE) | {"category", "item"}
+_RSS_ITEM_ONCE = ["title", "link", "description", "author", "comments", "guid", "pubDate", "source"]
+_RSS_ITEM_KNOWN = set(_RSS_ITEM_ONCE) | {"category", "enclosure"}
+_ATOM_IN_RSS_CHANNEL = {"author", "category", "contributor", "generator", "id", "icon", "link",
+                        "logo", "title", "subtitle", "rights", "updated"}
+_ATOM_IN_RSS_ITEM = {"id", "link", "title", "summary", "author", "contributor", "content",
+                     "published", "updated", "category"}
+_ATOM_LINK_RELS = {"alternate", "current", "describedby", "edit", "edit-media", "enclosure",
+                   "first", "hub", "last", "license", "next", "next-archive", "payment",
+                   "prev-archive", "previous", "related", "replies", "search", "self",
+                   "service", "up", "via"}
+
+
+def _rss_item_label(index, item):
+    title = item.find("title")
+    guid = item.find("guid")
+    label = "item[%d]" % index
+    bits = []
+    if title is not None:
+        bits.append("title=%s" % _short(_text(title)))
+    if guid is not None:
+        bits.append("guid=%s" % _short(_text(guid)))
+    elif item.find("link") is not None:
+        bits.append("link=%s" % _short(_text(item.find("link"))))
+    return label + (" (%s)" % ", ".join(bits) if bits else "")
+
+
+def _check_once(report, where, parent, names, ns=None):
+    for name in names:
+        tag = name if ns is None else "{%s}%s" % (ns, name)
+        found = parent.findall(tag)
+        if len(found) > 1:
+            pname = _qname(parent)
+            report.add(where, "DuplicateElement",
+                       "%s contains more than one %s" % (pname, _qname(found[0])), found[1].sourceline)
+
+
+def _check_atom_link(report, where, link, *, in_feed_kind=None, self_url=None, xml_base=False):
+    """atom:link, both inside Atom feeds and inside RSS channels."""
+    _unexpected_attrs(report, where, link, {"href", "rel", "type", "hreflang", "title", "length"}, "link")
+    if _direct_text(link).strip() or _elements(link):
+        report.add(where, "AtomLinkNotEmpty", "link should not have text (all data is in attributes)", link.sourceline)
+    rel = link.get("rel", "alternate")
+    if rel.startswith("http://www.iana.org/assignments/relation/"):
+        rel = rel[len("http://www.iana.org/assignments/relation/"):]
+    if not rel.strip():
+        report.add(where, "AttrNotBlank", "The rel attribute of link should not be blank", link.sourceline)
+    elif rel not in _ATOM_LINK_RELS and _full_uri_problem(rel, "rel", iri=True):
+        report.add(where, "UnregisteredAtomLinkRel", "Unregistered link relationship %r" % rel, link.sourceline)
+    ltype = link.get("type")
+    if ltype is not None and not _MIME_RE.match(ltype):
+        report.add(where, "InvalidMIMEType", "link type attribute is not a valid MIME type: %r" % ltype, link.sourceline)
+    hreflang = link.get("hreflang")
+    if hreflang is not None:
+        report.addp(where, _lang_problem(hreflang, "hreflang"), link.sourceline)
+    length = link.get("length")
+    if length is not None and not re.match(r"^\d+$", length):
+        report.add(where, "InvalidNonNegativeInteger", "length must be a non-negative integer: %r" % length, link.sourceline)
+    href = link.get("href")
+    if href is None:
+        report.add(where, "MissingHref", "link must have an href attribute", link.sourceline)
+        return rel
+    if _SCHEME_RE.match(href):
+        report.addp(where, _full_uri_problem(href, "link href", iri=True), link.sourceline)
+    elif rel == "self" and in_feed_kind:
+        report.add(where, "RelativeSelf", "Relative href value on self link: %r" % href, link.sourceline)
+    elif not xml_base:
+        report.add(where, "RelativeLink",
+                   "link href %r is relative and no xml:base is in scope" % href, link.sourceline)
+    else:
+        report.addp(where, _uri_ref_problem(href, "link href"), link.sourceline)
+    if rel == "self" and in_feed_kind:
+        expected = "application/rss+xml" if in_feed_kind == "rss" else "application/atom+xml"
+        if ltype is not None and ltype.split(";")[0].strip() != expected:
+            report.add(where, "SelfNotAtom",
+                       'self link type should be "%s", not %r' % (expected, ltype), link.sourceline)
+        if self_url is not None and _norm_url(href) != _norm_url(self_url):
+            report.add(where, "SelfDoesntMatchLocation",
+                       "Self reference %r doesn't match document location %r" % (href, self_url),
+                       link.sourceline)
+    return rel
+
+
+def _check_plain_text(report, where, el, name, *, nonblank=False):
+    value = _text(el).strip()
+    if nonblank and not value:
+        report.add(where, "NotBlank", "%s should not be blank" % name, el.sourceline)
+    html = _contains_html(value)
+    if html:
+        report.add(where, "ContainsHTML", "%s should not contain HTML (found %s)" % (name, html), el.sourceline)
+
+
+def _check_rss_leaf(report, where, el, name):
+    """Core RSS elements have text content only."""
+    if _elements(el):
+        report.add(where, "UndefinedElement",
+                   "Undefined %s element: %s" % (name, _qname(_elements(el)[0])), el.sourceline)
+
+
+def _check_html_field(report, where, name, html, line, *, allow_relative=False):
+    for rule, detail in _html_problems(html, allow_relative=allow_relative):
+        report.add(where, rule, "%s %s" % (name, detail), line)
+
+
+def check_rss(data: bytes, *, self_url: str | None = None) -> list[str]:
+    """Check an RSS 2.0 document; returns a list of error strings."""
+    report = _Report()
+    root = _parse_xml(data, report, "document")
+    if root is None:
+        return report.errors
+    q = etree.QName(root)
+    if q.localname != "rss":
+        report.add("document", "UndefinedElement",
+                   "root element must be <rss>, not <%s>" % q.localname, root.sourceline)
+        return report.errors
+    if q.namespace is not None:
+        report.add("rss", "InvalidNamespace", "rss is in an invalid namespace: %s" % q.namespace, root.sourceline)
+    _unexpected_attrs(report, "rss", root, {"version"})
+    version = root.get("version")
+    if version is None:
+        report.add("rss", "MissingAttribute", "Missing rss attribute: version", root.sourceline)
+    elif version != "2.0":
+        report.add("rss", "InvalidRSSVersion", 'Invalid RSS Version %r (must be "2.0")' % version, root.sourceline)
+    if _direct_text(root).strip():
+        report.add("rss", "UnexpectedText", "Unexpected Text in rss", root.sourceline)
+    for child in _elements(root):
+        if child.tag != "channel" and etree.QName(child).namespace is None:
+            report.add("rss", "UndefinedElement", "Undefined rss element: %s" % child.tag, child.sourceline)
+    channels = root.findall("channel")
+    if not channels:
+        report.add("rss", "MissingElement", "Missing rss element: channel", root.sourceline)
+        return report.errors
+    if len(channels) > 1:
+        report.add("rss", "DuplicateElement", "rss contains more than one channel", channels[1].sourceline)
+    channel = channels[0]
+    _check_rss_channel(report, channel, self_url)
+    return report.errors
+
+
+def _check_rss_channel(report, channel, self_url):
+    w = "channel"
+    _unexpected_attrs(report, w, channel, set())
+    if _direct_text(channel).strip():
+        report.add(w, "UnexpectedText", "Unexpected Text in channel", channel.sourceline)
+    _check_once(report, w, channel, _RSS_CHANNEL_ONCE)
+    for name, rule in (("title", "MissingTitle"), ("link", "MissingLink"), ("description", "MissingDescription")):
+        if channel.find(name) is None:
+            report.add(w, rule, "Missing channel element: %s" % name, channel.sourceline)
+
+    seen_item = None
+    self_links = []
+    for child in _elements(channel):
+        ns = etree.QName(child).namespace
+        local = etree.QName(child).localname
+        line = child.sourceline
+        if ns is None:
+            if local not in _RSS_CHANNEL_KNOWN:
+                report.add(w, "UndefinedElement", "Undefined channel element: %s" % local, line)
+                continue
+            if local == "item":
+                if seen_item is None:
+                    seen_item = child
+                continue
+            if seen_item is not None:
+                report.add(w, "MisplacedItem",
+                           "Misplaced Item: channel element %s must appear before the first item" % local, line)
+            if local not in ("image", "textInput", "skipHours", "skipDays", "cloud"):
+                _check_rss_leaf(report, w, child, local)
+            allowed_attrs = {"category": {"domain"},
+                             "cloud": {"domain", "port", "path", "registerProcedure", "protocol"}}
+            _unexpected_attrs(report, w, child, allowed_attrs.get(local, set()), local)
+            value = _text(child).strip()
+            if local == "title":
+                _check_plain_text(report, w, child, "title", nonblank=True)
+            elif local == "description":
+                _check_plain_text(report, w, child, "description")
+            elif local == "link":
+                report.addp(w, _full_uri_problem(value, "link", http=True), line)
+            elif local == "docs":
+                report.addp(w, _full_uri_problem(value, "docs"), line)
+            elif local == "language":
+                report.addp(w, _lang_problem(value, "language"), line)
+            elif local in ("pubDate", "lastBuildDate"):
+                report.addp(w, _rfc822_problem(value, local), line)
+            elif local in ("managingEditor", "webMaster"):
+                report.addp(w, _rss_email_problem(value, local), line)
+            elif local == "category":
+                if not value:
+                    report.add(w, "NotBlank", "category should not be blank", line)
+            elif local == "ttl":
+                if not re.match(r"^\d+$", value) or int(value) <= 0:
+                    report.add(w, "InvalidPositiveInteger", "ttl must be a positive integer: %r" % value, line)
+            elif local == "image":
+                _check_rss_image(report, child)
+            elif local == "cloud":
+                for attr in ("domain", "port", "path", "registerProcedure", "protocol"):
+                    if child.get(attr) is None:
+                        report.add(w, "MissingAttribute", "Missing cloud attribute: %s" % attr, line)
+            elif local == "textInput":
+                for sub in ("title", "description", "name", "link"):
+                    if child.find(sub) is None:
+                        report.add(w, "MissingElement", "Missing textInput element: %s" % sub, line)
+            elif local == "skipHours":
+                for hour in _elements(child):
+                    if hour.tag != "hour" or not re.match(r"^\d{1,2}$", _text(hour).strip()) \
+                            or int(_text(hour).strip()) > 23:
+                        report.add(w, "InvalidHour", "skipHours must contain hour elements 0-23", hour.sourceline)
+            elif local == "skipDays":
+                for day in _elements(child):
+                    if day.tag != "day" or _text(day).strip() not in (
+                            "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"):
+                        report.add(w, "InvalidDay", "skipDays must contain day elements (Monday..Sunday)", day.sourceline)
+        elif ns == ATOM_NS:
+            if local not in _ATOM_IN_RSS_CHANNEL:
+                report.add(w, "UndefinedElement", "Undefined channel element: atom:%s" % local, line)
+            elif local == "link":
+                rel = _check_atom_link(report, w, child, in_feed_kind="rss", self_url=self_url)
+                if rel == "self":
+                    self_links.append(child)
+        elif ns == CONTENT_NS:
+            report.add(w, "UndefinedElement", "Undefined channel element: content:%s" % local, line)
+        elif ns == DC_NS:
+            _check_dc(report, w, child)
+    if not self_links:
+        report.add(w, "MissingAtomSelfLink", 'Missing atom:link with rel="self"', channel.sourceline)
+
+    guids: dict[str, int] = {}
+    for index, item in enumerate(channel.findall("item")):
+        _check_rss_item(report, index, item, guids)
+
+
+def _check_dc(report, where, el):
+    local = etree.QName(el).localname
+    value = _text(el).strip()
+    if local == "date" and not _W3CDTF_RE.match(value):
+        report.add(where, "InvalidW3CDTFDate", "dc:date must be an W3CDTF date: %r" % value, el.sourceline)
+    elif local == "language":
+        report.addp(where, _lang_problem(value, "dc:language"), el.sourceline)
+    elif local == "creator" and not value:
+        report.add(where, "NotBlank", "dc:creator should not be blank", el.sourceline)
+
+
+def _check_rss_image(report, image):
+    w = "channel/image"
+    _check_once(report, w, image, ["url", "title", "link", "width", "height", "description"])
+    for sub in ("url", "title", "link"):
+        if image.find(sub) is None:
+            report.add(w, "MissingElement", "Missing image element: %s" % sub, image.sourceline)
+    for child in _elements(image):
+        if etree.QName(child).namespace is not None:
+            continue
+        value = _text(child).strip()
+        if child.tag not in ("url", "title", "link", "width", "height", "description"):
+            report.add(w, "UndefinedElement", "Undefined image element: %s" % child.tag, child.sourceline)
+        elif child.tag == "url":
+            report.addp(w, _full_uri_problem(value, "image url", http=True), child.sourceline)
+        elif child.tag == "link":
+            report.addp(w, _full_uri_problem(value, "image link"), child.sourceline)
+        elif child.tag in ("width", "height"):
+            limit = 144 if child.tag == "width" else 400
+            if not re.match(r"^\d+$", value) or not 0 < int(value) <= limit:
+                report.add(w, "InvalidInteger", "image %s must be an integer 1-%d: %r" % (child.tag, limit, value), child.sourceline)
+
+
+def _check_rss_item(report, index, item, guids):
+    w = _rss_item_label(index, item)
+    _unexpected_attrs(report, w, item, set())
+    if _direct_text(item).strip():
+        report.add(w, "UnexpectedText", "Unexpected Text in item", item.sourceline)
+    _check_once(report, w, item, _RSS_ITEM_ONCE)
+    _check_once(report, w, item, ["encoded"], ns=CONTENT_NS)
+    if len(item.findall("enclosure")) > 1:
+        report.add(w, "DuplicateEnclosure", "item contains more than one enclosure", item.findall("enclosure")[1].sourceline)
+    if item.find("title") is None and item.find("description") is None:
+        report.add(w, "ItemMustContainTitleOrDescription", "item must contain either title or description", item.sourceline)
+    if item.find("guid") is None:
+        report.add(w, "MissingGuid", "item should contain a guid element", item.sourceline)
+
+    for child in _elements(item):
+        ns = etree.QName(child).namespace
+        local = etree.QName(child).localname
+        line = child.sourceline
+        value = _text(child).strip()
+        if ns is None:
+            if local not in _RSS_ITEM_KNOWN:
+                report.add(w, "UndefinedElement", "Undefined item element: %s" % local, line)
+                continue
+            _check_rss_leaf(report, w, child, local)
+            allowed_attrs = {"category": {"domain"}, "guid": {"isPermaLink"}, "source": {"url"},
+                             "enclosure": {"url", "length", "type"}}
+            _unexpected_attrs(report, w, child, allowed_attrs.get(local, set()), local)
+            if local == "title":
+                _check_plain_text(report, w, child, "title", nonblank=True)
+            elif local == "link":
+                report.addp(w, _full_uri_problem(value, "link"), line)
+            elif local == "comments":
+                report.addp(w, _full_uri_problem(value, "comments"), line)
+            elif local == "description":
+                _check_html_field(report, w, "description", _text(child), line)
+            elif local == "author":
+                report.addp(w, _rss_email_problem(value, "author"), line)
+            elif local == "category":
+                if not value:
+                    report.add(w, "NotBlank", "category should not be blank", line)
+            elif local == "pubDate":
+                report.addp(w, _rfc822_problem(value, "pubDate"), line)
+            elif local == "guid":
+                _check_rss_guid(report, w, index, child, guids)
+            elif local == "source":
+                url = child.get("url")
+                if url is None:
+                    report.add(w, "MissingAttribute", "Missing source attribute: url", line)
+                else:
+                    report.addp(w, _full_uri_problem(url, "source url"), line)
+            elif local == "enclosure":
+                _check_rss_enclosure(report, w, child)
+        elif ns == CONTENT_NS:
+            if local == "encoded":
+                _check_html_field(report, w, "content:encoded", _text(child), line)
+            elif local != "items":
+                report.add(w, "UndefinedElement", "Undefined item element: content:%s" % local, line)
+        elif ns == ATOM_NS:
+            if local not in _ATOM_IN_RSS_ITEM:
+                report.add(w, "UndefinedElement", "Undefined item element: atom:%s" % local, line)
+            elif local == "link":
+                _check_atom_link(report, w, child)
+        elif ns == DC_NS:
+            _check_dc(report, w, child)
+
+
+def _check_rss_guid(report, w, index, guid, guids):
+    value = _text(guid).strip()
+    line = guid.sourceline
+    if not value:
+        report.add(w, "NotBlank", "guid should not be blank", line)
+        return
+    if value in guids:
+        report.add(w, "DuplicateValue",
+                   "guid values must not be duplicated within a feed (%r also used by item[%d])"
+                   % (value, guids[value]), line)
+    else:
+        guids[value] = index
+    perma = guid.get("isPermaLink")
+    if perma is not None and perma not in ("true", "false"):
+        report.add(w, "InvalidBooleanAttribute",
+                   "isPermaLink attribute of guid must be 'true' or 'false', not %r" % perma, line)
+    if perma != "false":
+        problem = _full_uri_problem(value, "guid")
+        if problem or value.lower().startswith(("tag:", "urn:")):
+            report.add(w, "InvalidHttpGUID",
+                       "guid must be a full URL, unless isPermaLink attribute is false: %r" % value, line)
+    elif len(value) < 9 and value.isdigit():
+        report.add(w, "NotSufficientlyUnique", "The specified guid is not sufficiently unique: %r" % value, line)
+
+
+def _check_rss_enclosure(report, w, enc):
+    line = enc.sourceline
+    url = enc.get("url")
+    if url is None:
+        report.add(w, "MissingAttribute", "Missing enclosure attribute: url", line)
+    else:
+        report.addp(w, _full_uri_problem(url, "enclosure url", http=True), line)
+    length = enc.get("length")
+    if length is None:
+        report.add(w, "MissingAttribute", "Missing enclosure attribute: length", line)
+    elif not re.match(r"^\d+$", length.strip()):
+        report.add(w, "InvalidIntegerAttribute", "length attribute of enclosure must be a non-negative integer: %r" % length, line)
+    etype = enc.get("type")
+    if etype is None:
+        report.add(w, "MissingAttribute", "Missing enclosure attribute: type", line)
+    elif not _MIME_RE.match(etype):
+        report.add(w, "InvalidMIMEAttribute", "type attribute of enclosure must be a valid MIME type: %r" % etype, line)
+
+
+# ---------------------------------------------------------------------------
+# Atom 1.0
+# ---------------------------------------------------------------------------
+
+def _a(name):
+    return "{%s}%s" % (ATOM_NS, name)
+
+
+_ATOM_FEED_KNOWN = {"author", "category", "contributor", "generator", "icon", "id", "link", "logo",
+                    "rights", "subtitle", "title", "updated", "entry"}
+_ATOM_FEED_ONCE = ["generator", "icon", "id", "logo", "rights", "subtitle", "title", "updated"]
+_ATOM_ENTRY_KNOWN = {"author", "category", "content", "contributor", "id", "link", "published",
+                     "rights", "source", "summary", "title", "updated"}
+_ATOM_ENTRY_ONCE = ["content", "id", "published", "rights", "source", "summary", "title", "updated"]
+
+
+def _xml_base_in_scope(el) -> bool:
+    while el is not None:
+        if el.get(XML_BASE) is not None:
+            return True
+        el = el.getparent()
+    return False
+
+
+def _atom_entry_label(index, entry):
+    bits = []
+    title = entry.find(_a("title"))
+    if title is not None:
+        bits.append("title=%s" % _short(_text(title)))
+    eid = entry.find(_a("id"))
+    if eid is not None:
+        bits.append("id=%s" % _short(_text(eid)))
+    return "entry[%d]" % index + (" (%s)" % ", ".join(bits) if bits else "")
+
+
+def _check_atom_date(report, w, el, name):
+    value = _text(el)
+    if value != value.strip():
+        report.add(w, "UnexpectedWhitespace", "Whitespace not permitted in %s: %r" % (name, value), el.sourceline)
+        value = value.strip()
+    report.addp(w, _rfc3339_problem(value, name), el.sourceline)
+
+
+def _check_atom_id(report, w, el):
+    value = _text(el)
+    line = el.sourceline
+    if _elements(el):
+        report.add(w, "UndefinedElement", "Undefined id element: %s" % _qname(_elements(el)[0]), line)
+    if value != value.strip():
+        report.add(w, "UnexpectedWhitespace", "Whitespace not permitted in id: %r" % value, line)
+        value = value.strip()
+    if not value:
+        report.add(w, "NotBlank", "id should not be blank", line)
+        return value
+    problem = _full_uri_problem(value, "id", iri=True)
+    report.addp(w, problem, line)
+    if not problem:
+        report.addp(w, _canonical_problem(value, "id"), line)
+    return value
+
+
+def _check_text_construct(report, w, el, name, *, content=False):
+    line = el.sourceline
+    _unexpected_attrs(report, w, el, {"type", "src"} if content else {"type"}, name)
+    ctype = el.get("type", "text")
+    src = el.get("src")
+    children = _elements(el)
+    text = _text(el) if not children else (el.text or "")
+    xml_base = _xml_base_in_scope(el)
+    if src is not None:
+        if not content:
+            report.add(w, "UnexpectedAttribute", "Unexpected src attribute on %s element" % name, line)
+        else:
+            report.addp(w, _uri_ref_problem(src, "content src"), line)
+            if (el.text or "").strip() or children:
+                report.add(w, "InvalidContent", "content with a src attribute must be empty", line)
+        if ctype in ("text", "html", "xhtml") and el.get("type") is not None:
+            report.add(w, "InvalidMIMEType", "content with src must have a MIME media type, not %r" % ctype, line)
+        return
+    if ctype not in ("text", "html", "xhtml"):
+        if not content:
+            report.add(w, "InvalidTextType", 'type attribute of %s must be "text", "html", or "xhtml", not %r'
+                       % (name, ctype), line)
+            return
+        if not _MIME_RE.match(ctype):
+            report.add(w, "InvalidMIMEType", "%s type attribute is not a valid MIME type: %r" % (name, ctype), line)
+            return
+        xmlish = ctype.endswith("+xml") or ctype.endswith("/xml")
+        if children and not xmlish:
+            report.add(w, "UndefinedElement", "Undefined %s element: %s" % (name, _qname(children[0])), line)
+        if not xmlish and not ctype.startswith("text/"):
+            try:
+                base64.b64decode("".join(_text(el).split()), validate=True)
+            except (binascii.Error, ValueError):
+                report.add(w, "NotBase64", "%s claims to be base64-encoded, but isn't" % name, line)
+        return
+    if ctype == "xhtml":
+        divs = [c for c in children if c.tag == "{%s}div" % XHTML_NS]
+        stray_text = (el.text or "").strip() or any((c.tail or "").strip() for c in children)
+        if len(children) != 1 or len(divs) != 1 or stray_text:
+            report.add(w, "MissingXhtmlDiv", "%s of type xhtml must contain exactly one xhtml:div element" % name, line)
+        for div in divs:
+            _check_xhtml_div(report, w, div, name, allow_relative=xml_base)
+        if not divs or not _text(divs[0]).strip() and not _elements(divs[0]):
+            if name == "title":
+                report.add(w, "NotBlank", "%s should not be blank" % name, line)
+        return
+    if children:
+        report.add(w, "UndefinedElement",
+                   "Undefined %s element: %s (escape the markup and use type=\"html\")" % (name, _qname(children[0])), line)
+    if ctype == "html":
+        _check_html_field(report, w, name, text, line, allow_relative=xml_base)
+    else:
+        found = _contains_html(text)
+        if found:
+            report.add(w, "ContainsUndeclaredHTML",
+                       "%s should not contain HTML unless declared in the type attribute (found %s)" % (name, found), line)
+    if name == "title" and not text.strip():
+        report.add(w, "NotBlank", "%s should not be blank" % name, line)
+
+
+def _check_xhtml_div(report, w, div, name, *, allow_relative):
+    for el in div.iter(etree.Element):
+        q = etree.QName(el)
+        line = el.sourceline
+        if q.namespace is None:
+            report.add(w, "MissingNamespace", "Missing namespace for %s inside %s xhtml:div" % (q.localname, name), line)
+            continue
+        if q.namespace == XHTML_NS:
+            if q.localname not in _HTML_TAGS:
+                report.add(w, "NotHtml", "%s Non-XHTML element: %s" % (name, q.localname), line)
+            elif q.localname in _UNSAFE_TAGS:
+                report.add(w, "SecurityRisk", "%s should not contain %s tag" % (name, q.localname), line)
+        elif q.localname == "script":
+            report.add(w, "SecurityRisk", "%s should not contain script tag" % name, line)
+        attrs = []
+        for k, v in el.attrib.items():
+            aq = etree.QName(k)
+            if aq.namespace is None:
+                attrs.append((aq.localname, v))
+            elif aq.namespace == "http://www.w3.org/1999/xlink" and aq.localname == "href":
+                attrs.append(("xlink:href", v))
+        scanner = _HTMLScanner()
+        scanner._attrs(q.localname, attrs)
+        for rule, detail in scanner.problems:
+            if rule == "ContainsRelRef" and allow_relative:
+                continue
+            report.add(w, rule, "%s %s" % (name, detail), line)
+
+
+def _check_atom_person(report, w, person, role):
+    line = person.sourceline
+    _unexpected_attrs(report, w, person, set(), role)
+    _check_once(report, w, person, ["name", "email", "uri"], ns=ATOM_NS)
+    name = person.find(_a("name"))
+    if name is None:
+        report.add(w, "MissingElement", "Missing %s element: name" % role, line)
+    elif not _text(name).strip():
+        report.add(w, "NotBlank", "%s name should not be blank" % role, name.sourceline)
+    for child in _elements(person):
+        q = etree.QName(child)
+        if q.namespace != ATOM_NS:
+            continue
+        value = _text(child)
+        if q.localname == "email":
+            if not _addr_spec_ok(value.strip()):
+                report.add(w, "InvalidAddrSpec", "%s email must be an email address: %r" % (role, value), child.sourceline)
+        elif q.localname == "uri":
+            report.addp(w, _uri_ref_problem(value, "%s uri" % role), child.sourceline)
+            if not _SCHEME_RE.match(value.strip()) and not _xml_base_in_scope(child):
+                report.add(w, "RelativeLink", "%s uri %r is relative and no xml:base is in scope" % (role, value), child.sourceline)
+        elif q.localname == "name":
+            found = _contains_html(value)
+            if found:
+                report.add(w, "ContainsHTML", "%s name should not contain HTML (found %s)" % (role, found), child.sourceline)
+        else:
+            report.add(w, "UndefinedElement", "Undefined %s element: %s" % (role, q.localname), child.sourceline)
+
+
+def _check_atom_category(report, w, cat):
+    line = cat.sourceline
+    _unexpected_attrs(report, w, cat, {"term", "scheme", "label"}, "category")
+    term = cat.get("term")
+    if term is None:
+        report.add(w, "MissingAttribute", "Missing category attribute: term", line)
+    elif not term.strip():
+        report.add(w, "AttrNotBlank", "The term attribute of category should not be blank", line)
+    scheme = cat.get("scheme")
+    if scheme is not None:
+        report.addp(w, _full_uri_problem(scheme, "category scheme", iri=True), line)
+    label = cat.get("label")
+    if label is not None and _contains_html(label):
+        report.add(w, "ContainsHTML", "category label should not contain HTML", line)
+
+
+def _check_alternate_dupes(report, w, links):
+    seen = set()
+    for link in links:
+        if link.get("rel", "alternate") != "alternate":
+            continue
+        key = (link.get("type"), link.get("hreflang"))
+        if key in seen:
+            report.add(w, "DuplicateAtomLink",
+                       "Duplicate alternate links with the same type and hreflang (%s, %s)" % key, link.sourceline)
+        seen.add(key)
+
+
+def check_atom(data: bytes, *, self_url: str | None = None) -> list[str]:
+    """Check an Atom 1.0 (RFC 4287) feed document; returns a list of error strings."""
+    report = _Report()
+    root = _parse_xml(data, report, "document")
+    if root is None:
+        return report.errors
+    q = etree.QName(root)
+    if q.localname != "feed":
+        report.add("document", "UndefinedElement", "root element must be atom:feed, not %s" % _qname(root), root.sourceline)
+        return report.errors
+    if q.namespace is None:
+        report.add("feed", "MissingNamespace", "Missing namespace for feed (xmlns=\"%s\")" % ATOM_NS, root.sourceline)
+        return report.errors
+    if q.namespace != ATOM_NS:
+        report.add("feed", "InvalidNamespace", "feed is in an invalid namespace: %s" % q.namespace, root.sourceline)
+        return report.errors
+    feed = root
+    w = "feed"
+    _unexpected_attrs(report, w, feed, set())
+    if _direct_text(feed).strip():
+        report.add(w, "UnexpectedText", "Unexpected Text in feed", feed.sourceline)
+    _check_once(report, w, feed, _ATOM_FEED_ONCE, ns=ATOM_NS)
+    for name in ("id", "title", "updated"):
+        if feed.find(_a(name)) is None:
+            report.add(w, "MissingElement", "Missing feed element: %s" % name, feed.sourceline)
+
+    seen_entry = False
+    links = []
+    for child in _elements(feed):
+        cq = etree.QName(child)
+        line = child.sourceline
+        if cq.namespace is None:
+            report.add(w, "UndefinedElement", "Undefined feed element: %s (not in a namespace)" % cq.localname, line)
+            continue
+        if cq.namespace != ATOM_NS:
+            continue  # extension element
+        local = cq.localname
+        if local not in _ATOM_FEED_KNOWN:
+            report.add(w, "UndefinedElement", "Undefined feed element: %s" % local, line)
+            continue
+        if local == "entry":
+            seen_entry = True
+            continue
+        if seen_entry:
+            report.add(w, "MisplacedMetadata", "%s must appear before all entries" % local, line)
+        if local == "id":
+            _check_atom_id(report, w, child)
+        elif local == "updated":
+            _check_atom_date(report, w, child, "updated")
+        elif local in ("title", "subtitle", "rights"):
+            _check_text_construct(report, w, child, local)
+        elif local in ("author", "contributor"):
+            _check_atom_person(report, w, child, local)
+        elif local == "category":
+            _check_atom_category(report, w, child)
+        elif local == "link":
+            links.append(child)
+            _check_atom_link(report, w, child, in_feed_kind="atom", self_url=self_url,
+                             xml_base=_xml_base_in_scope(child))
+        elif local in ("icon", "logo"):
+            value = _text(child)
+            report.addp(w, _uri_ref_problem(value, local), line)
+            if not value.strip():
+                report.add(w, "NotBlank", "%s should not be blank" % local, line)
+        elif local == "generator":
+            _unexpected_attrs(report, w, child, {"uri", "version"}, "generator")
+            if child.get("uri") is not None:
+                report.addp(w, _uri_ref_problem(child.get("uri"), "generator uri"), line)
+            if not _text(child).strip():
+                report.add(w, "NotBlank", "generator should not be blank", line)
+    if not any(l.get("rel") == "self" for l in links):
+        report.add(w, "MissingSelf", 'Missing atom:link with rel="self"', feed.sourceline)
+    _check_alternate_dupes(report, w, links)
+
+    feed_has_author = feed.find(_a("author")) is not None
+    ids: dict[str, int] = {}
+    for index, entry in enumerate(feed.findall(_a("entry"))):
+        _check_atom_entry(report, index, entry, feed_has_author, ids)
+    return report.errors
+
+
+def _check_atom_entry(report, index, entry, feed_has_author, ids):
+    w = _atom_entry_label(index, entry)
+    line = entry.sourceline
+    _unexpected_attrs(report, w, entry, set())
+    if _direct_text(entry).strip():
+        report.add(w, "UnexpectedText", "Unexpected Text in entry", line)
+    _check_once(report, w, entry, _ATOM_ENTRY_ONCE, ns=ATOM_NS)
+    for name in ("id", "title", "updated"):
+        if entry.find(_a(name)) is None:
+            report.add(w, "MissingElement", "Missing entry element: %s" % name, line)
+    source = entry.find(_a("source"))
+    if entry.find(_a("author")) is None and not feed_has_author and \
+            (source is None or source.find(_a("author")) is None):
+        report.add(w, "MissingElement", "Missing entry element: author (no author on the feed either)", line)
+
+    links = []
+    content = entry.find(_a("content"))
+    for child in _elements(entry):
+        cq = etree.QName(child)
+        cline = child.sourceline
+        if cq.namespace is None:
+            report.add(w, "UndefinedElement", "Undefined entry element: %s (not in a namespace)" % cq.localname, cline)
+            continue
+        if cq.namespace != ATOM_NS:
+            continue
+        local = cq.localname
+        if local not in _ATOM_ENTRY_KNOWN:
+            report.add(w, "UndefinedElement", "Undefined entry element: %s" % local, cline)
+        elif local == "id":
+            value = _check_atom_id(report, w, child)
+            if value:
+                if value in ids:
+                    report.add(w, "DuplicateEntries",
+                               "Two entries with the same id %r (also entry[%d])" % (value, ids[value]), cline)
+                else:
+                    ids[value] = index
+        elif local in ("updated", "published"):
+            _check_atom_date(report, w, child, local)
+        elif local in ("title", "summary", "rights"):
+            _check_text_construct(report, w, child, local)
+        elif local == "content":
+            _check_text_construct(report, w, child, "content", content=True)
+        elif local in ("author", "contributor"):
+            _check_atom_person(report, w, child, local)
+        elif local == "category":
+            _check_atom_category(report, w, child)
+        elif local == "link":
+            links.append(child)
+            _check_atom_link(report, w, child, xml_base=_xml_base_in_scope(child))
+    _check_alternate_dupes(report, w, links)
+    has_alternate = any(l.get("rel", "alternate") == "alternate" for l in links)
+    has_summary = entry.find(_a("summary")) is not None
+    if content is None:
+        if not has_alternate:
+            report.add(w, "MissingContentOrAlternate", "Missing content or alternate link", line)
+        if not has_summary:
+            report.add(w, "MissingTextualContent", "Missing textual content (no content and no summary)", line)
+    elif not has_summary:
+        ctype = content.get("type", "text")
+        binary = "/" in ctype and not (ctype.endswith("+xml") or ctype.endswith("/xml") or ctype.startswith("text/"))
+        if content.get("src") is not None or binary:
+            report.add(w, "MissingSummary",
+                       "Missing summary (required when content has src or is base64 encoded)", line)
+
+
+# ---------------------------------------------------------------------------
+# JSON Feed 1.1
+# ---------------------------------------------------------------------------
+
+JSONFEED_VERSION = "https://jsonfeed.org/version/1.1"
+_JF_TOP_KEYS = {"version", "title", "home_page_url", "feed_url", "description", "user_comment",
+                "next_url", "icon", "favicon", "authors", "author", "language", "expired",
+                "hubs", "items"}
+_JF_ITEM_KEYS = {"id", "url", "external_url", "title", "content_html", "content_text", "summary",
+                 "image", "banner_image", "date_published", "date_modified", "authors", "author",
+                 "tags", "language", "attachments"}
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _json_pairs(pairs):
+    obj = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKey(key)
+        obj[key] = value
+    return obj
+
+
+def _bad_constant(name):
+    raise ValueError("%s is not valid JSON" % name)
+
+
+def _jf_label(index, item):
+    if not isinstance(item, dict):
+        return "items[%d]" % index
+    bits = []
+    if "id" in item:
+        bits.append("id=%s" % _short(item["id"]))
+    if isinstance(item.get("title"), str):
+        bits.append("title=%s" % _short(item["title"]))
+    return "items[%d]" % index + (" (%s)" % ", ".join(bits) if bits else "")
+
+
+def _jf_string(report, w, obj, key, *, required=False, nonblank=False):
+    if key not in obj:
+        if required:
+            report.add(w, "MissingField", "required field %r is missing" % key)
+        return None
+    value = obj[key]
+    if not isinstance(value, str):
+        report.add(w, "InvalidType", "%r must be a string, not %s" % (key, type(value).__name__))
+        return None
+    if nonblank and not value.strip():
+        report.add(w, "NotBlank", "%r should not be blank" % key)
+    return value
+
+
+def _jf_url(report, w, obj, key, *, required=False):
+    value = _jf_string(report, w, obj, key, required=required)
+    if value is not None:
+        report.addp(w, _full_uri_problem(value, key, iri=True, http=True))
+    return value
+
+
+def _jf_authors(report, w, obj):
+    if "authors" in obj:
+        authors = obj["authors"]
+        if not isinstance(authors, list):
+            report.add(w, "InvalidType", "'authors' must be an array of author objects")
+        else:
+            if not authors:
+                report.add(w, "InvalidAuthor", "'authors' must not be an empty array")
+            for i, author in enumerate(authors):
+                _jf_author(report, "%s authors[%d]" % (w, i), author)
+    elif "author" in obj:
+        report.add(w, "DeprecatedAuthor",
+                   "'author' is deprecated in JSON Feed 1.1; use 'authors' (an array)")
+        _jf_author(report, "%s author" % w, obj["author"])
+
+
+def _jf_author(report, w, author):
+    if not isinstance(author, dict):
+        report.add(w, "InvalidType", "author must be an object")
+        return
+    if not any(k in author for k in ("name", "url", "avatar")):
+        report.add(w, "InvalidAuthor", "author object must include at least one of name, url, avatar")
+    _jf_string(report, w, author, "name", nonblank=True)
+    _jf_url(report, w, author, "url")
+    _jf_url(report, w, author, "avatar")
+    for key in author:
+        if key not in ("name", "url", "avatar") and not key.startswith("_"):
+            report.add(w, "UnknownField", "unknown author field %r (extensions must start with '_')" % key)
+
+
+def _jf_language(report, w, obj):
+    value = _jf_string(report, w, obj, "language")
+    if value is not None:
+        report.addp(w, _lang_problem(value, "language"))
+
+
+def check_json_feed(data: bytes, *, self_url: str | None = None) -> list[str]:
+    """Check a JSON Feed 1.1 document; returns a list of error strings."""
+    report = _Report()
+    w = "feed"
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if data.startswith(b"\xef\xbb\xbf"):
+        report.add("document", "InvalidJSON", "JSON text must not start with a byte order mark")
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        report.add("document", "UnicodeError", "document is not valid UTF-8 (%s)" % exc.reason,
+                   data.count(b"\n", 0, exc.start) + 1)
+        return report.errors
+    try:
+        feed = json.loads(text, object_pairs_hook=_json_pairs, parse_constant=_bad_constant)
+    except _DuplicateKey as exc:
+        report.add("document", "InvalidJSON", "duplicate object key %r" % exc.args[0])
+        return report.errors
+    except ValueError as exc:
+        report.add("document", "InvalidJSON", "not valid JSON: %s" % exc)
+        return report.errors
+    if not isinstance(feed, dict):
+        report.add("document", "InvalidJSON", "top level JSON value must be an object")
+        return report.errors
+
+    version = _jf_string(report, w, feed, "version", required=True)
+    if version is not None and version != JSONFEED_VERSION:
+        report.add(w, "InvalidVersion", "version must be %r, not %r" % (JSONFEED_VERSION, version))
+    _jf_string(report, w, feed, "title", required=True, nonblank=True)
+    _jf_url(report, w, feed, "home_page_url")
+    feed_url = _jf_url(report, w, feed, "feed_url")
+    if feed_url is not None and self_url is not None and _norm_url(feed_url) != _norm_url(self_url):
+        report.add(w, "SelfDoesntMatchLocation",
+                   "feed_url %r doesn't match document location %r" % (feed_url, self_url))
+    for key in ("description", "user_comment"):
+        _jf_string(report, w, feed, key)
+    for key in ("next_url", "icon", "favicon"):
+        _jf_url(report, w, feed, key)
+    _jf_authors(report, w, feed)
+    _jf_language(report, w, feed)
+    if "expired" in feed and not isinstance(feed["expired"], bool):
+        report.add(w, "InvalidType", "'expired' must be a boolean")
+    if "hubs" in feed:
+        hubs = feed["hubs"]
+        if not isinstance(hubs, list):
+            report.add(w, "InvalidType", "'hubs' must be an array")
+        else:
+            for i, hub in enumerate(hubs):
+                hw = "%s hubs[%d]" % (w, i)
+                if not isinstance(hub, dict):
+                    report.add(hw, "InvalidType", "hub must be an object")
+                    continue
+                _jf_string(report, hw, hub, "type", required=True)
+                _jf_url(report, hw, hub, "url", required=True)
+    for key in feed:
+        if key not in _JF_TOP_KEYS and not key.startswith("_"):
+            report.add(w, "UnknownField", "unknown top-level field %r (extensions must start with '_')" % key)
+
+    if "items" not in feed:
+        report.add(w, "MissingField", "required field 'items' is missing")
+        return report.errors
+    items = feed["items"]
+    if not isinstance(items, list):
+        report.add(w, "InvalidType", "'items' must be an array")
+        return report.errors
+    ids: dict[str, int] = {}
+    for index, item in enumerate(items):
+        _check_jf_item(report, index, item, ids)
+    return report.errors
+
+
+def _check_jf_item(report, index, item, ids):
+    w = _jf_label(index, item)
+    if not isinstance(item, dict):
+        report.add(w, "InvalidType", "item must be an object")
+        return
+    if "id" not in item:
+        report.add(w, "MissingField", "required field 'id' is missing")
+    elif not isinstance(item["id"], str):
+        report.add(w, "InvalidType", "'id' must be a string, not %s" % type(item["id"]).__name__)
+    elif not item["id"].strip():
+        report.add(w, "NotBlank", "'id' should not be blank")
+    elif item["id"] in ids:
+        report.add(w, "DuplicateValue",
+                   "id values must be unique within the feed (%r also used by items[%d])" % (item["id"], ids[item["id"]]))
+    else:
+        ids[item["id"]] = index
+    _jf_url(report, w, item, "url")
+    _jf_url(report, w, item, "external_url")
+    _jf_string(report, w, item, "title")
+    html = _jf_string(report, w, item, "content_html")
+    text = _jf_string(report, w, item, "content_text")
+    if "content_html" not in item and "content_text" not in item:
+        report.add(w, "MissingContent", "item must have content_html or content_text (or both)")
+    if html is not None:
+        for rule, detail in _html_problems(html):
+            report.add(w, rule, "content_html %s" % detail)
+    if text is not None and html is None and not text.strip():
+        report.add(w, "NotBlank", "'content_text' should not be blank")
+    _jf_string(report, w, item, "summary")
+    _jf_url(report, w, item, "image")
+    _jf_url(report, w, item, "banner_image")
+    for key in ("date_published", "date_modified"):
+        value = _jf_string(report, w, item, key)
+        if value is not None:
+            report.addp(w, _rfc3339_problem(value, key))
+    if "tags" in item:
+        tags = item["tags"]
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            report.add(w, "InvalidType", "'tags' must be an array of strings")
+        elif any(not t.strip() for t in tags):
+            report.add(w, "NotBlank", "tags should not be blank")
+    _jf_authors(report, w, item)
+    _jf_language(report, w, item)
+    if "attachments" in item:
+        atts = item["attachments"]
+        if not isinstance(atts, list):
+            report.add(w, "InvalidType", "'attachments' must be an array")
+        else:
+            for i, att in enumerate(atts):
+                aw = "%s attachments[%d]" % (w, i)
+                if not isinstance(att, dict):
+                    report.add(aw, "InvalidType", "attachment must be an object")
+                    continue
+                _jf_url(report, aw, att, "url", required=True)
+                mime = _jf_string(report, aw, att, "mime_type", required=True)
+                if mime is not None and not _MIME_RE.match(mime):
+                    report.add(aw, "InvalidMIMEType", "mime_type is not a valid MIME type: %r" % mime)
+                _jf_string(report, aw, att, "title")
+                for key in ("size_in_bytes", "duration_in_seconds"):
+                    if key in att and (isinstance(att[key], bool) or not isinstance(att[key], (int, float))
+                                       or att[key] < 0):
+                        report.add(aw, "InvalidType", "%r must be a non-negative number" % key)
+                for key in att:
+                    if key not in ("url", "mime_type", "title", "size_in_bytes", "duration_in_seconds") \
+                            and not key.startswith("_"):
+                        report.add(aw, "UnknownField", "unknown attachment field %r" % key)
+    for key in item:
+        if key not in _JF_ITEM_KEYS and not key.startswith("_"):
+            report.add(w, "UnknownField", "unknown item field %r (extensions must start with '_')" % key)
