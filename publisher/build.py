@@ -66,7 +66,7 @@ def render(config: Config, issues: Sequence[Issue], *, theme: Theme | None = Non
     cache = cache or RenderCache(None)
     bodies = {issue.slug: cache.html(issue.body, markdown.to_html) for issue in issues}
     out = Site()
-    out.update(site.render_pages(config, theme, issues, bodies, now), "the web archive")
+    out.update(site.render_pages(config, theme, issues, bodies, now, memo=cache.get), "the web archive")
     out.update(feeds.render_feeds(config, issues, bodies, now), "the feeds")
     for rel, path in theme.files("web/static").items():
         out.add(f"static/{rel}", path, f"theme file {relpath(path, config.root)}")
@@ -139,7 +139,8 @@ class RenderCache:
             except Exception:  # a missing or broken cache is rebuilt, never an error
                 self.old = {}
 
-    def _get(self, key: str, make):  # type: ignore[no-untyped-def]
+    def get(self, key: str, make):  # type: ignore[no-untyped-def]
+        """The value remembered under `key`, else `make()` (remembered for the next build)."""
         value = self.new.get(key)
         if value is None:
             value = self.old.get(key)
@@ -150,12 +151,12 @@ class RenderCache:
 
     def html(self, body: str, render) -> str:  # type: ignore[no-untyped-def]
         key = "html:" + hashlib.sha256(body.encode("utf-8")).hexdigest()
-        return self._get(key, lambda: render(body))  # type: ignore[no-any-return]
+        return self.get(key, lambda: render(body))  # type: ignore[no-any-return]
 
     def issue(self, raw: bytes, file: Path, parse):  # type: ignore[no-untyped-def]
         """A `content.load_issues` memo: the parsed issue of a file whose bytes and path did not change."""
         key = "issue:" + hashlib.sha256(raw + f"\0{file}\0{self.salt}".encode()).hexdigest()
-        return self._get(key, parse)
+        return self.get(key, parse)
 
     def save(self) -> None:
         if self.folder is None or self.new.keys() == self.old.keys():
@@ -183,55 +184,65 @@ def _same(old: Path, data: Source) -> bool:
     return stat.st_size == len(data) and old.read_bytes() == data
 
 
+def _files_under(folder: Path) -> set[str]:
+    found = set()
+    for dirpath, _dirs, names in os.walk(folder):
+        rel = os.path.relpath(dirpath, folder)
+        prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+        found.update(prefix + name for name in names)
+    return found
+
+
 def write_tree(files: Mapping[str, Source], output: Path, result: BuildResult) -> None:
-    """Write `files` as the new `output` folder: build beside it, then swap it in."""
+    """Make `output` hold exactly `files`, all or nothing.
+
+    Changed files are first written to a sibling staging folder; only when every one of them is written are
+    they renamed over their targets (a rename cannot half-happen), and then files no longer produced are
+    deleted. An error while writing (disk full, permissions) removes the staging folder and leaves `output`
+    exactly as it was. Unchanged files are never touched, so they keep their mtime, and the work is in
+    proportion to what changed. A first build renames the whole staging folder into place.
+    """
     output.parent.mkdir(parents=True, exist_ok=True)
-    _recover(output)
     staging = output.with_name(f".{output.name}.new")
-    if staging.exists():
+    if staging.exists():  # left by a build that was killed
         shutil.rmtree(staging)
-    staging.mkdir()
+    old = _files_under(output) if output.is_dir() else set()
+    changed = [p for p in sorted(files) if not (p in old and _same(output / p, files[p]))]
+    removed = sorted(old - files.keys())
+    result.files, result.written = len(files), len(changed)
+    result.unchanged, result.removed = len(files) - len(changed), len(removed)
+    if not changed and not removed:
+        return
     try:
-        for path in sorted(files):
-            data = files[path]
-            target = staging / path
+        staging.mkdir()
+        for path in changed:
+            data, target = files[path], staging / path
             target.parent.mkdir(parents=True, exist_ok=True)
-            old = output / path
-            if _same(old, data):
-                try:
-                    os.link(old, target)
-                except OSError:
-                    shutil.copy2(old, target)
-                result.unchanged += 1
-            elif isinstance(data, Path):
+            if isinstance(data, Path):
                 shutil.copy2(data, target)
-                result.written += 1
             else:
                 target.write_bytes(data)
-                result.written += 1
-        result.files = len(files)
-        if output.exists():
-            old = {p.relative_to(output).as_posix() for p in output.rglob("*") if p.is_file()}
-            result.removed = len(old - files.keys())
-        _swap(staging, output)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    if not output.exists():
+        os.rename(staging, output)
+        return
+    for path in changed:
+        target = output / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / path, target)
+    for path in removed:
+        (output / path).unlink(missing_ok=True)
+        _prune_empty(output / path, output)
+    shutil.rmtree(staging, ignore_errors=True)
 
 
-def _swap(staging: Path, output: Path) -> None:
-    previous = output.with_name(f".{output.name}.old")
-    if previous.exists():
-        shutil.rmtree(previous)
-    if output.exists():
-        os.rename(output, previous)
-    os.rename(staging, output)
-    shutil.rmtree(previous, ignore_errors=True)
-
-
-def _recover(output: Path) -> None:
-    """A crash between the two renames of a swap leaves only `.dist.old`: put it back."""
-    previous = output.with_name(f".{output.name}.old")
-    if previous.exists() and not output.exists():
-        os.rename(previous, output)
-
+def _prune_empty(path: Path, top: Path) -> None:
+    for parent in path.parents:
+        if parent == top or top not in parent.parents:
+            return
+        try:
+            parent.rmdir()
+        except OSError:  # not empty
+            return

@@ -17,7 +17,8 @@ from typing import Any
 
 import click
 
-from . import __version__, build as build_mod, content
+from . import __version__, content
+from . import build as build_mod
 from .config import CONFIG_FILE, config_from_dict, load_config
 from .errors import PublisherError, relpath
 
@@ -265,7 +266,7 @@ def new(ctx: click.Context, title: str, slug: str | None, date_text: str | None)
     title_yaml = '"' + title.replace("\\", "\\\\").replace('"', '\\"') + '"'
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        f"---\ntitle: {title_yaml}\ndate: {when.isoformat()}\nslug: {slug}\ntags: []\ndraft: true\n---\n\n"
+        f"---\ntitle: {title_yaml}\ndate: {when.isoformat()}\nslug: \"{slug}\"\ntags: []\ndraft: true\n---\n\n"
         "Write the first paragraph here: it becomes the summary in the archive, the feeds and the inbox.\n",
         encoding="utf-8",
     )

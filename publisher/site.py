@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from xml.sax.saxutils import escape as xml_escape
@@ -32,8 +33,9 @@ def collect_tags(issues: Sequence[Issue]) -> list[Tag]:
         for name in issue.tags:
             slug = tag_slug(name)
             names.setdefault(slug, name)
-            if issue not in members.setdefault(slug, []):
-                members[slug].append(issue)
+            same = members.setdefault(slug, [])
+            if not same or same[-1] is not issue:  # "AI" and "ai" on one issue count once
+                same.append(issue)
     return [Tag(names[s], s, tuple(members[s])) for s in names]
 
 
@@ -42,9 +44,10 @@ def feed_links(config: Config, tag: Tag | None = None) -> list[dict[str, str]]:
     links = []
     if tag is not None:
         base = markdown.absolute_url(config.site.url, tag.url_path)
+        title = f"{config.site.title} · {tag.name}"
         links += [
-            {"type": "application/rss+xml", "title": f"{config.site.title} · {tag.name} (RSS)", "href": base + "rss.xml"},
-            {"type": "application/atom+xml", "title": f"{config.site.title} · {tag.name} (Atom)", "href": base + "atom.xml"},
+            {"type": "application/rss+xml", "title": f"{title} (RSS)", "href": base + "rss.xml"},
+            {"type": "application/atom+xml", "title": f"{title} (Atom)", "href": base + "atom.xml"},
         ]
     site = config.site.url
     links += [
@@ -64,8 +67,11 @@ def format_date(value: datetime, language: str) -> str:
 class PageRenderer:
     """Renders pages for one build: the things every page shares are computed once here."""
 
-    def __init__(self, config: Config, theme: Theme, issues: Sequence[Issue], now: datetime | None = None):
+    def __init__(self, config: Config, theme: Theme, issues: Sequence[Issue], now: datetime | None = None,
+                 memo: Memo | None = None):
         self.config = config
+        self.memo = memo
+        self.shared = f"{__version__}\0{theme.fingerprint}\0{config.fingerprint()}" if memo else ""
         self.theme = theme
         self.issues = list(issues)
         self.tags = collect_tags(self.issues)
@@ -114,10 +120,18 @@ class PageRenderer:
         )
         return html.encode("utf-8")
 
+    def _cached(self, inputs: object, make: Callable[[], bytes]) -> bytes:
+        """`make()`, or the bytes an earlier build made from the same `inputs` (plus theme and settings)."""
+        if self.memo is None:
+            return make()
+        key = hashlib.sha256(repr((self.shared, inputs)).encode("utf-8", "surrogatepass")).hexdigest()
+        return self.memo("page:" + key, make)
+
     def index(self) -> bytes:
-        return self._page("web/index.html", "", "", issues=[self._view(i, "") for i in self.issues],
-                          tags=[{"name": t.name, "url": t.url_path, "count": len(t.issues)} for t in self.tags],
-                          feeds=feed_links(self.config))
+        context = {"issues": [self._view(i, "") for i in self.issues],
+                   "tags": [{"name": t.name, "url": t.url_path, "count": len(t.issues)} for t in self.tags],
+                   "feeds": feed_links(self.config)}
+        return self._cached(("index", context), lambda: self._page("web/index.html", "", "", **context))
 
     def issue_page(self, issue: Issue, body_html: str, newer: Issue | None, older: Issue | None) -> bytes:
         prefix = "../../"
@@ -130,8 +144,9 @@ class PageRenderer:
 
     def tag_page(self, tag: Tag) -> bytes:
         prefix = "../../"
-        return self._page("web/tag.html", prefix, tag.url_path, tag={"name": tag.name, "slug": tag.slug},
-                          issues=[self._view(i, prefix) for i in tag.issues], feeds=feed_links(self.config, tag))
+        context = {"tag": {"name": tag.name, "slug": tag.slug}, "issues": [self._view(i, prefix) for i in tag.issues],
+                   "feeds": feed_links(self.config, tag)}
+        return self._cached(("tag", context), lambda: self._page("web/tag.html", prefix, tag.url_path, **context))
 
     def not_found(self) -> bytes:
         # Served by S3/CloudFront for any missing path, so every URL in it is absolute.
@@ -152,15 +167,39 @@ class PageRenderer:
         return "\n".join(lines).encode("utf-8")
 
 
+Memo = Callable[[str, Callable[[], bytes]], bytes]
+
+
 def render_pages(config: Config, theme: Theme, issues: Sequence[Issue], bodies: Mapping[str, str],
-                 now: datetime | None = None) -> dict[str, bytes]:
-    """Every web page of the archive. `bodies` maps slug to the issue's HTML as rendered from Markdown."""
-    renderer = PageRenderer(config, theme, issues, now)
+                 now: datetime | None = None, memo: Memo | None = None) -> dict[str, bytes]:
+    """Every web page of the archive. `bodies` maps slug to the issue's HTML as rendered from Markdown.
+
+    `memo(key, make)` may return a page rendered by an earlier build from the same inputs: each key hashes
+    everything its page shows (issues, body, neighbours), the theme files and the settings.
+    """
+    renderer = PageRenderer(config, theme, issues, now, memo)
     out = {"index.html": renderer.index(), "404.html": renderer.not_found(), "sitemap.xml": renderer.sitemap()}
     for n, issue in enumerate(renderer.issues):
         newer = renderer.issues[n - 1] if n > 0 else None
         older = renderer.issues[n + 1] if n + 1 < len(renderer.issues) else None
-        out[issue.url_path + "index.html"] = renderer.issue_page(issue, bodies[issue.slug], newer, older)
+        body = bodies[issue.slug]
+
+        def make(issue: Issue = issue, body: str = body, newer: Issue | None = newer,
+                 older: Issue | None = older) -> bytes:
+            return renderer.issue_page(issue, body, newer, older)
+
+        inputs = None
+        if memo is not None:
+            links = sorted(renderer.pages.items()) if ".md" in body else None  # links to other issues' files
+            inputs = ("issue", _fields(issue), hashlib.sha256(body.encode("utf-8", "surrogatepass")).digest(), links,
+                      [_fields(i) if i else None for i in (newer, older)], now is not None and issue.is_future(now))
+        out[issue.url_path + "index.html"] = renderer._cached(inputs, make)
     for tag in renderer.tags:
         out[tag.url_path + "index.html"] = renderer.tag_page(tag)
     return out
+
+
+def _fields(issue: Issue) -> tuple[object, ...]:
+    """What a page can show of an issue, but its body."""
+    return (issue.slug, issue.title, issue.date, issue.summary, issue.tags, issue.draft, issue.image, issue.source,
+            issue.authors, str(issue.path))

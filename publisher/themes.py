@@ -88,7 +88,8 @@ def load_theme(config: Config) -> Theme:
     if user.is_dir() and user.resolve() != builtin.resolve():
         return Theme((user, builtin), config.root)
     if config.build.theme != "default" and not user.is_dir():
-        raise PublisherError(f"build.theme is {config.build.theme!r} but there is no folder {relpath(user, config.root)}",
+        raise PublisherError(f"build.theme is {config.build.theme!r} but there is no folder "
+                             f"{relpath(user, config.root)}",
                              file=config.file.name, field="build.theme",
                              hint="create the folder with the templates you override, or use theme = \"default\"")
     return Theme((builtin,), config.root)

@@ -40,10 +40,11 @@ import binascii
 import datetime as _dt
 import json
 import re
+import unicodedata
 from email.utils import getaddresses
 from html.entities import name2codepoint
 from html.parser import HTMLParser
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from lxml import etree
 
@@ -93,6 +94,8 @@ def _near(ns: str) -> str:
 
 
 _NEAR_KNOWN = {_near(ns): ns for ns in _KNOWN_NS}
+# feed vocabularies that must not appear inside (X)HTML content
+_FEED_VOCABULARIES = (set(RESERVED_PREFIXES.values()) - {XHTML_NS}) | {"http://www.w3.org/2007/app"}
 
 # ---------------------------------------------------------------------------
 # Small value validators.  Each returns None when fine, else a
@@ -137,7 +140,7 @@ _RFC822_RE = re.compile(
     r"^(?:(?P<dow>Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?"
     r"(?P<day>\d\d?) (?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
     r"(?P<year>\d{4}) (?P<h>\d\d):(?P<m>\d\d)(?::(?P<s>\d\d))? "
-    r"(?P<tz>[+-]\d\d[0-5]\d|UT|GMT|EST|EDT|CST|CDT|MST|MDT|PST|PDT|Z)$"
+    r"(?P<tz>[+-]\d\d[03]0|UT|GMT|EST|EDT|CST|CDT|MST|MDT|PST|PDT|Z)$"
 )
 # The loose RFC 822 grammar (2 digit year, any case, comments, military zones)
 # that feedvalidator only tolerates with a ProblematicalRFC822Date warning.
@@ -153,7 +156,11 @@ _DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 def _rfc822_problem(value: str, element: str):
     m = _RFC822_RE.match(value)
     if not m:
-        if _RFC822_LOOSE_RE.match(value.strip().lower()):
+        # strip (nested) RFC 822 comments and quoted-pairs, as feedvalidator does
+        loose, prev = re.sub(r"\\.", "", value), None
+        while loose != prev:
+            prev, loose = loose, re.sub(r"\([^(]*?\)", " ", loose)
+        if _RFC822_LOOSE_RE.match(loose.strip().lower()):
             return (
                 "ProblematicalRFC822Date",
                 "%s is an obsolete/ambiguous RFC-822 date-time (use e.g. "
@@ -253,10 +260,16 @@ def _full_uri_problem(value: str, element: str, *, iri: bool = False, http: bool
     m = _SCHEME_RE.match(value)
     if not m:
         return ("InvalidFullLink", "%s must be a full and valid URL: %r" % (element, value))
+    scheme = m.group(1).lower()
+    if scheme == "tag" and not _TAG_RE.match(value):
+        return ("InvalidTAG", "%s is not a valid TAG URI: %r" % (element, value))
+    if scheme == "urn" and value.lower().startswith("urn:uuid:") and not _UUID_RE.match(value):
+        return ("InvalidUUID", "%s is not a valid UUID URN: %r" % (element, value))
+    if scheme == "urn" and not _URN_RE.match(value):
+        return ("InvalidURN", "%s is not a valid URN: %r" % (element, value))
     problem = _uri_chars_problem(value, element, iri)
     if problem:
         return problem
-    scheme = m.group(1).lower()
     if http and scheme not in ("http", "https"):
         return ("InvalidFullLink", "%s must be an absolute http(s) URL: %r" % (element, value))
     if scheme in ("http", "https", "ftp"):
@@ -264,15 +277,6 @@ def _full_uri_problem(value: str, element: str, *, iri: bool = False, http: bool
         if not value[len(scheme) + 1:].startswith("//") or not parts.netloc \
                 or not _HOST_RE.match(parts.netloc.rsplit("@", 1)[-1]):
             return ("InvalidFullLink", "%s must be a full and valid URL: %r" % (element, value))
-    elif scheme == "tag":
-        if not _TAG_RE.match(value):
-            return ("InvalidTAG", "%s is not a valid TAG URI: %r" % (element, value))
-    elif scheme == "urn":
-        if value.lower().startswith("urn:uuid:"):
-            if not _UUID_RE.match(value):
-                return ("InvalidUUID", "%s is not a valid UUID URN: %r" % (element, value))
-        elif not _URN_RE.match(value):
-            return ("InvalidURN", "%s is not a valid URN: %r" % (element, value))
     return None
 
 
@@ -288,30 +292,101 @@ def _uri_ref_problem(value: str, element: str, *, iri: bool = True):
 _DEFAULT_PORTS = {"http": "80", "https": "443", "ftp": "21"}
 
 
-def _canonical_problem(value: str, element: str):
-    """Simplified feedvalidator NonCanonicalURI check for identifiers."""
-    m = _SCHEME_RE.match(value)
+_UNRESERVED = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")
+_PCT_RUN_RE = re.compile(r"((?:%[0-9A-Fa-f]{2})+)")
+
+
+def _norm_pct(component: str):
+    """RFC 3986 6.2.2 normalisation of one component: decode percent-escaped
+    unreserved characters, upper-case the hex of the others, NFC-normalise
+    percent-encoded UTF-8.  Escaped reserved characters stay escaped."""
+    iri = any(ord(c) > 127 for c in component)
+    buf = bytearray()
+    for i, part in enumerate(_PCT_RUN_RE.split(component)):
+        if i % 2 == 0:
+            buf += part.encode("utf-8")
+        else:
+            for hexpair in re.findall(r"%([0-9A-Fa-f]{2})", part):
+                octet = int(hexpair, 16)
+                if octet < 128 and chr(octet) not in _UNRESERVED:
+                    buf += chr(0xF000 + octet).encode("utf-8")  # keep escaped
+                else:
+                    buf.append(octet)
+    text = unicodedata.normalize("NFC", buf.decode("utf-8"))  # may raise UnicodeDecodeError
+    out = []
+    for ch in text:
+        if 0xF000 <= ord(ch) < 0xF080:
+            out.append("%%%02X" % (ord(ch) - 0xF000))
+        elif ord(ch) > 127 and not iri:
+            out.append("".join("%%%02X" % b for b in ch.encode("utf-8")))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _remove_dot_segments(path: str) -> str:
+    out: list[str] = []
+    segments = path.split("/")
+    for i, seg in enumerate(segments):
+        last = i == len(segments) - 1
+        if seg == ".":
+            if last:
+                out.append("")
+        elif seg == "..":
+            if len(out) > 1:
+                out.pop()
+            if last:
+                out.append("")
+        else:
+            out.append(seg)
+    return "/".join(out)
+
+
+def _canonical_uri(value: str):
+    m = re.match(r"^([^:/?#]+):(//([^/?#]*))?([^?#]*)(\?[^#]*)?(#.*)?$", value)
     if not m:
         return None
-    scheme = m.group(1)
-    problems = []
-    if scheme != scheme.lower():
-        problems.append("scheme should be lower case")
-    if re.search(r"%[0-9A-F]?[a-f]", value):
-        problems.append("percent-escapes should use upper case hex digits")
-    if scheme.lower() in _DEFAULT_PORTS:
-        parts = urlsplit(value)
-        host = parts.netloc.rsplit("@", 1)[-1]
-        if host != host.lower():
-            problems.append("host should be lower case")
-        if parts.port is not None and str(parts.port) == _DEFAULT_PORTS[scheme.lower()]:
-            problems.append("default port should be omitted")
-        if parts.path == "":
-            problems.append("empty path should be '/'")
-    if problems:
+    scheme = m.group(1).lower()
+    result = scheme + ":"
+    path = m.group(4)
+    if m.group(2) is not None:
+        auth = m.group(3)
+        userinfo, _, host = auth.rpartition("@")
+        if userinfo in ("", ":"):
+            userinfo = ""
+        host = host.lower()
+        hm = re.match(r"^(.*?)(?::(\d*))?$", host)
+        host, port = hm.group(1), hm.group(2)
+        if port and port != _DEFAULT_PORTS.get(scheme):
+            host += ":" + port
+        result += "//" + (userinfo + "@" if userinfo else "") + host
+        path = _remove_dot_segments(path) or "/"
+    elif path.startswith("/"):
+        path = _remove_dot_segments(path)
+    result += _norm_pct(path)
+    for extra in (m.group(5), m.group(6)):
+        if extra is not None:
+            result += extra[0] + _norm_pct(extra[1:])
+    return result
+
+
+def _canonical_problem(value: str, element: str):
+    """feedvalidator NonCanonicalURI: identifiers should be in the RFC 3986
+    normalised form so that character-by-character comparison works."""
+    if value.lower().startswith(("tag:", "urn:")):
+        if value[:4] != value[:4].lower():
+            return ("NonCanonicalURI", "Identifier %s %r is not in canonical form (the scheme should be"
+                    " lower case)" % (element, value))
+        return None
+    try:
+        canonical = _canonical_uri(value)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if canonical is not None and canonical != value:
         return (
             "NonCanonicalURI",
-            "Identifier %s %r is not in canonical form (%s)" % (element, value, "; ".join(problems)),
+            "Identifier %s %r is not in canonical form (the canonical form would be %r)"
+            % (element, value, canonical),
         )
     return None
 
@@ -348,7 +423,10 @@ def _rss_email_problem(value: str, element: str):
     """RSS managingEditor / webMaster / item author (email_with_name)."""
     v = value.strip()
     if v.lower().startswith("mailto:"):
-        v = v[7:]
+        v = unquote(v[7:].split("?", 1)[0])
+    found = _contains_html(v)
+    if found:
+        return ("ContainsHTML", "%s should not contain HTML (found %s)" % (element, found))
     addresses = [a for _, a in getaddresses([v]) if a]
     if len(addresses) != 1 or not _addr_spec_ok(addresses[0]):
         return (
@@ -399,10 +477,49 @@ _URL_ATTRS = {"href", "src", "poster", "cite", "action", "formaction", "backgrou
               "longdesc", "xlink:href", "data", "srcset"}
 _ABS_REF_RE = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.\-]*:")
 _DANGEROUS_URL_RE = re.compile(r"^\s*(javascript|vbscript|livescript)\s*:", re.I)
-_DANGEROUS_STYLE_RE = re.compile(
-    r"expression\s*\(|url\s*\(|javascript:|vbscript:|behaviou?r\s*:|-moz-binding|@import|[<>\\]",
-    re.I,
+# Inline CSS that feedvalidator accepts without a DangerousStyleAttr warning:
+# a conservative set of presentational properties; for the box properties
+# (background*, border*, margin*, padding*) only simple keywords, colours and
+# short lengths.
+_SAFE_CSS_PROPERTIES = set(
+    """azimuth background background-color border border-bottom border-bottom-color
+    border-bottom-style border-bottom-width border-collapse border-color border-left
+    border-left-color border-left-style border-left-width border-right border-right-color
+    border-right-style border-right-width border-spacing border-style border-top
+    border-top-color border-top-style border-top-width border-width clear color cursor
+    direction display elevation float font font-family font-size font-style font-variant
+    font-weight height letter-spacing line-height list-style-type margin margin-bottom
+    margin-left margin-right margin-top overflow padding padding-bottom padding-left
+    padding-right padding-top pause pause-after pause-before pitch pitch-range richness
+    speak speak-header speak-numeral speak-punctuation speech-rate stress text-align
+    text-decoration text-indent unicode-bidi vertical-align voice-family volume
+    white-space width""".split()
 )
+_SAFE_CSS_KEYWORDS = set(
+    """aqua auto black block blue bold both bottom brown center collapse dashed dotted
+    fuchsia gray green !important italic left lime maroon medium none navy normal nowrap
+    olive pointer purple red right solid silver teal top transparent underline white
+    yellow""".split()
+)
+_SAFE_CSS_VALUE_RE = re.compile(
+    r"^(#[0-9a-f]+|rgb\(\d+%?,\d*%?,?\d*%?\)?|\d?\.?\d?\d(cm|em|ex|in|mm|pc|pt|px|%|,|\))?)$"
+)
+_CSS_CHARS_RE = re.compile(r"""^([:,;#%.\sa-zA-Z0-9!]|\w-\w|'[\s\w]+'|"[\s\w]+"|\([\d,\s]+\))*$""")
+_CSS_DECLS_RE = re.compile(r"^(\s*[-\w]+\s*:\s*[^:;]*(;|$))*$")
+
+
+def _style_problems(style: str) -> list[str]:
+    """What in an inline style attribute is not on the safe list."""
+    if not _CSS_CHARS_RE.match(style) or not _CSS_DECLS_RE.match(style):
+        return [style]
+    unsafe: list[str] = []
+    for prop, value in re.findall(r"([-\w]+)\s*:\s*([^:;]*)", style.lower()):
+        if prop not in _SAFE_CSS_PROPERTIES:
+            unsafe.append(prop)
+        elif prop.split("-")[0] in ("background", "border", "margin", "padding"):
+            unsafe.extend(v for v in value.split()
+                          if v not in _SAFE_CSS_KEYWORDS and not _SAFE_CSS_VALUE_RE.match(v))
+    return list(dict.fromkeys(unsafe))
 
 
 def _url_values(attr: str, value: str):
@@ -424,8 +541,10 @@ class _HTMLScanner(HTMLParser):
             value = value or ""
             if name.startswith("on"):
                 self.problems.append(("SecurityRiskAttr", "should not contain %s attribute (on <%s>)" % (name, tag)))
-            elif name == "style" and _DANGEROUS_STYLE_RE.search(value):
-                self.problems.append(("DangerousStyleAttr", "style attribute contains potentially dangerous content: %r" % value))
+            elif name == "style":
+                for bad in _style_problems(value):
+                    self.problems.append(("DangerousStyleAttr",
+                                          "style attribute contains potentially dangerous content: %r (in %r)" % (bad, value)))
             if name in _URL_ATTRS and not (name == "data" and tag != "object"):
                 for ref in _url_values(name, value):
                     if _DANGEROUS_URL_RE.match(ref):
@@ -489,6 +608,8 @@ class _HTMLScanner(HTMLParser):
 
 def _html_problems(html: str, *, allow_relative: bool = False):
     scanner = _HTMLScanner()
+    if "<?import" in html.lower():
+        scanner.problems.append(("SecurityRisk", "should not contain <?import processing instructions"))
     try:
         scanner.feed(html)
         problems = scanner.finish()
@@ -506,18 +627,22 @@ def _html_problems(html: str, *, allow_relative: bool = False):
 
 
 _END_TAG_RE = re.compile(r"</(\w+)>")
-_ENTITY_RE = re.compile(r"&(#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
+_ENTITY_RE = re.compile(r"&(#?\w+)")
 
 
-def _contains_html(value: str):
+def _contains_html(value: str, raw: str = ""):
     """feedvalidator nonhtml: plain-text fields must not contain HTML markup or
-    (double) escaped entities."""
+    (double) escaped entities.  Like feedvalidator, entity-looking text is
+    accepted when the raw XML uses hex character references (``&#x26;``), the
+    RSS Profile's recommended way to put a literal '&' or '<' in a title."""
     for tag in _END_TAG_RE.findall(value):
         if tag.lower() in _HTML_TAGS:
             return "</%s>" % tag
+    if "&#x" in raw:
+        return None
     for ent in _ENTITY_RE.findall(value):
-        if ent.startswith("#") or ent in name2codepoint or ent == "apos":
-            return "&%s;" % ent
+        if ent in name2codepoint or ent == "apos" or not ent.isalpha():
+            return "&%s" % ent
     return None
 
 
@@ -538,6 +663,19 @@ def _short(value, limit=60) -> str:
 class _Report:
     def __init__(self):
         self.errors: list[str] = []
+        self.lines: list[str] = []  # the decoded XML document, for raw look-ups
+
+    def raw(self, el) -> str:
+        """Raw XML source lines of an element (approximate)."""
+        if not self.lines or not el.sourceline:
+            return ""
+        start = el.sourceline - 1
+        nxt = el.getnext()
+        if nxt is not None and nxt.sourceline:
+            end = max(nxt.sourceline, start + 1)
+        else:
+            end = start + _text(el).count("\n") + 1
+        return "\n".join(self.lines[start:end])
 
     def add(self, where: str, rule: str, message: str, line=None):
         text = "%s: %s: %s" % (where, rule, message)
@@ -594,6 +732,7 @@ def _parse_xml(data, report: _Report, where: str):
         line = body.count(b"\n", 0, exc.start) + 1
         report.add(where, "UnicodeError", "document is not valid UTF-8 (%s)" % exc.reason, line)
         return None
+    report.lines = text.split("\n")
     bad = False
     for m in _XML_FORBIDDEN_RE.finditer(text):
         report.add(where, "InvalidXMLCharacter",
@@ -618,8 +757,14 @@ def _parse_xml(data, report: _Report, where: str):
         report.add(where, "UndefinedNamedEntity",
                    "Undefined (unexpanded) named entity %s" % ent.text, ent.sourceline)
     # namespace prefix checks for every element
+    reported_ns = set()
     for el in root.iter(etree.Element):
+        parent = el.getparent()
+        inherited = parent.nsmap if parent is not None else {}
         for prefix, uri in (el.nsmap or {}).items():
+            if inherited.get(prefix) == uri or (prefix, uri) in reported_ns:
+                continue  # not declared on this element / already reported
+            reported_ns.add((prefix, uri))
             expected = RESERVED_PREFIXES.get(prefix)
             if expected and uri != expected:
                 report.add(where, "ReservedPrefix",
@@ -631,10 +776,10 @@ def _parse_xml(data, report: _Report, where: str):
                            el.sourceline)
         lang = el.get(XML_LANG)
         if lang:  # xml:lang="" is allowed (means "unknown")
-            report.addp(where, _lang_problem(lang, "xml:lang"), el.sourceline)
+            report.addp(where, _lang_problem(lang, "xml:lang on <%s>" % _qname(el)), el.sourceline)
         base = el.get(XML_BASE)
         if base is not None:
-            report.addp(where, _uri_ref_problem(base, "xml:base"), el.sourceline)
+            report.addp(where, _uri_ref_problem(base, "xml:base on <%s>" % _qname(el)), el.sourceline)
     return root
 
 
@@ -716,14 +861,42 @@ def _check_once(report, where, parent, names, ns=None):
                        "%s contains more than one %s" % (pname, _qname(found[0])), found[1].sourceline)
 
 
-def _check_atom_link(report, where, link, *, in_feed_kind=None, self_url=None, xml_base=False):
+_IANA_REL_PREFIX = "http://www.iana.org/assignments/relation/"
+
+
+def _link_rel(link) -> str:
+    rel = link.get("rel", "alternate")
+    if rel.startswith(_IANA_REL_PREFIX):
+        rel = rel[len(_IANA_REL_PREFIX):]
+    return rel
+
+
+def _xml_base_of(el):
+    """Absolute base URI in scope for ``el`` from xml:base attributes, or None."""
+    bases = []
+    while el is not None:
+        if el.get(XML_BASE) is not None:
+            bases.append(el.get(XML_BASE))
+        el = el.getparent()
+    base = ""
+    for b in reversed(bases):
+        base = urljoin(base, b) if base else b
+    return base if _SCHEME_RE.match(base or "") else None
+
+
+def _check_atom_link(report, where, link, *, in_feed_kind=None, self_url=None):
     """atom:link, both inside Atom feeds and inside RSS channels."""
     _unexpected_attrs(report, where, link, {"href", "rel", "type", "hreflang", "title", "length"}, "link")
     if _direct_text(link).strip() or _elements(link):
         report.add(where, "AtomLinkNotEmpty", "link should not have text (all data is in attributes)", link.sourceline)
-    rel = link.get("rel", "alternate")
-    if rel.startswith("http://www.iana.org/assignments/relation/"):
-        rel = rel[len("http://www.iana.org/assignments/relation/"):]
+    rel = _link_rel(link)
+    title = link.get("title")
+    if title is not None:
+        if not title.strip():
+            report.add(where, "AttrNotBlank", "The title attribute of link should not be blank", link.sourceline)
+        elif _contains_html(title):
+            report.add(where, "ContainsHTML", "link title should not contain HTML (found %s)"
+                       % _contains_html(title), link.sourceline)
     if not rel.strip():
         report.add(where, "AttrNotBlank", "The rel attribute of link should not be blank", link.sourceline)
     elif rel not in _ATOM_LINK_RELS and _full_uri_problem(rel, "rel", iri=True):
@@ -741,20 +914,27 @@ def _check_atom_link(report, where, link, *, in_feed_kind=None, self_url=None, x
     if href is None:
         report.add(where, "MissingHref", "link must have an href attribute", link.sourceline)
         return rel
+    base = _xml_base_of(link)
     if _SCHEME_RE.match(href):
         report.addp(where, _full_uri_problem(href, "link href", iri=True), link.sourceline)
-    elif rel == "self" and in_feed_kind:
-        report.add(where, "RelativeSelf", "Relative href value on self link: %r" % href, link.sourceline)
-    elif not xml_base:
-        report.add(where, "RelativeLink",
-                   "link href %r is relative and no xml:base is in scope" % href, link.sourceline)
+    elif base is None:
+        if rel == "self" and in_feed_kind:
+            report.add(where, "RelativeSelf", "Relative href value on self link: %r" % href, link.sourceline)
+        else:
+            report.add(where, "RelativeLink",
+                       "link href %r is relative and no xml:base is in scope" % href, link.sourceline)
     else:
         report.addp(where, _uri_ref_problem(href, "link href"), link.sourceline)
-    if rel == "self" and in_feed_kind:
-        expected = "application/rss+xml" if in_feed_kind == "rss" else "application/atom+xml"
-        if ltype is not None and ltype.split(";")[0].strip() != expected:
+        href = urljoin(base, href)
+    if rel == "self":
+        if in_feed_kind:
+            allowed = ("application/rss+xml",) if in_feed_kind == "rss" else ("application/atom+xml",)
+        else:
+            allowed = ("application/atom+xml", "application/rss+xml", "application/rdf+xml")
+        if ltype is not None and ltype.split(";")[0].strip() not in allowed:
             report.add(where, "SelfNotAtom",
-                       'self link type should be "%s", not %r' % (expected, ltype), link.sourceline)
+                       'self link type should be "%s", not %r' % (allowed[0], ltype), link.sourceline)
+    if rel == "self" and in_feed_kind:
         if self_url is not None and _norm_url(href) != _norm_url(self_url):
             report.add(where, "SelfDoesntMatchLocation",
                        "Self reference %r doesn't match document location %r" % (href, self_url),
@@ -766,7 +946,7 @@ def _check_plain_text(report, where, el, name, *, nonblank=False):
     value = _text(el).strip()
     if nonblank and not value:
         report.add(where, "NotBlank", "%s should not be blank" % name, el.sourceline)
-    html = _contains_html(value)
+    html = _contains_html(value, report.raw(el))
     if html:
         report.add(where, "ContainsHTML", "%s should not contain HTML (found %s)" % (name, html), el.sourceline)
 
@@ -824,6 +1004,7 @@ def _check_rss_channel(report, channel, self_url):
     if _direct_text(channel).strip():
         report.add(w, "UnexpectedText", "Unexpected Text in channel", channel.sourceline)
     _check_once(report, w, channel, _RSS_CHANNEL_ONCE)
+    _check_once(report, w, channel, ["date", "language", "rights"], ns=DC_NS)
     for name, rule in (("title", "MissingTitle"), ("link", "MissingLink"), ("description", "MissingDescription")):
         if channel.find(name) is None:
             report.add(w, rule, "Missing channel element: %s" % name, channel.sourceline)
@@ -866,8 +1047,7 @@ def _check_rss_channel(report, channel, self_url):
             elif local in ("managingEditor", "webMaster"):
                 report.addp(w, _rss_email_problem(value, local), line)
             elif local == "category":
-                if not value:
-                    report.add(w, "NotBlank", "category should not be blank", line)
+                _check_plain_text(report, w, child, "category", nonblank=True)
             elif local == "ttl":
                 if not re.match(r"^\d+$", value) or int(value) <= 0:
                     report.add(w, "InvalidPositiveInteger", "ttl must be a positive integer: %r" % value, line)
@@ -877,20 +1057,14 @@ def _check_rss_channel(report, channel, self_url):
                 for attr in ("domain", "port", "path", "registerProcedure", "protocol"):
                     if child.get(attr) is None:
                         report.add(w, "MissingAttribute", "Missing cloud attribute: %s" % attr, line)
+                port = child.get("port")
+                if port is not None and (not re.match(r"^\d+$", port) or int(port) <= 0):
+                    report.add(w, "InvalidIntegerAttribute",
+                               "port attribute of cloud must be a positive integer: %r" % port, line)
             elif local == "textInput":
-                for sub in ("title", "description", "name", "link"):
-                    if child.find(sub) is None:
-                        report.add(w, "MissingElement", "Missing textInput element: %s" % sub, line)
-            elif local == "skipHours":
-                for hour in _elements(child):
-                    if hour.tag != "hour" or not re.match(r"^\d{1,2}$", _text(hour).strip()) \
-                            or int(_text(hour).strip()) > 23:
-                        report.add(w, "InvalidHour", "skipHours must contain hour elements 0-23", hour.sourceline)
-            elif local == "skipDays":
-                for day in _elements(child):
-                    if day.tag != "day" or _text(day).strip() not in (
-                            "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"):
-                        report.add(w, "InvalidDay", "skipDays must contain day elements (Monday..Sunday)", day.sourceline)
+                _check_rss_textinput(report, child)
+            elif local in ("skipHours", "skipDays"):
+                _check_rss_skip(report, child, local)
         elif ns == ATOM_NS:
             if local not in _ATOM_IN_RSS_CHANNEL:
                 report.add(w, "UndefinedElement", "Undefined channel element: atom:%s" % local, line)
@@ -921,26 +1095,80 @@ def _check_dc(report, where, el):
         report.add(where, "NotBlank", "dc:creator should not be blank", el.sourceline)
 
 
-def _check_rss_image(report, image):
-    w = "channel/image"
-    _check_once(report, w, image, ["url", "title", "link", "width", "height", "description"])
-    for sub in ("url", "title", "link"):
-        if image.find(sub) is None:
-            report.add(w, "MissingElement", "Missing image element: %s" % sub, image.sourceline)
-    for child in _elements(image):
+_MISSING_RULE = {"title": "MissingTitle", "link": "MissingLink", "description": "MissingDescription"}
+
+
+def _check_rss_container(report, w, el, known, required):
+    """Shared checks for image and textInput."""
+    name = el.tag
+    _check_once(report, w, el, sorted(known))
+    if _direct_text(el).strip():
+        report.add(w, "UnexpectedText", "Unexpected Text in %s" % name, el.sourceline)
+    for sub in required:
+        if el.find(sub) is None:
+            report.add(w, _MISSING_RULE.get(sub, "MissingElement"), "Missing %s element: %s" % (name, sub), el.sourceline)
+    children = []
+    for child in _elements(el):
         if etree.QName(child).namespace is not None:
             continue
+        if child.tag not in known:
+            report.add(w, "UndefinedElement", "Undefined %s element: %s" % (name, child.tag), child.sourceline)
+            continue
+        _check_rss_leaf(report, w, child, child.tag)
+        children.append(child)
+    return children
+
+
+def _check_rss_image(report, image):
+    w = "channel/image"
+    known = {"url", "title", "link", "width", "height", "description"}
+    for child in _check_rss_container(report, w, image, known, ("url", "title", "link")):
         value = _text(child).strip()
-        if child.tag not in ("url", "title", "link", "width", "height", "description"):
-            report.add(w, "UndefinedElement", "Undefined image element: %s" % child.tag, child.sourceline)
-        elif child.tag == "url":
+        if child.tag == "url":
             report.addp(w, _full_uri_problem(value, "image url", http=True), child.sourceline)
         elif child.tag == "link":
             report.addp(w, _full_uri_problem(value, "image link"), child.sourceline)
+        elif child.tag in ("title", "description"):
+            _check_plain_text(report, w, child, "image " + child.tag, nonblank=child.tag == "title")
         elif child.tag in ("width", "height"):
             limit = 144 if child.tag == "width" else 400
             if not re.match(r"^\d+$", value) or not 0 < int(value) <= limit:
-                report.add(w, "InvalidInteger", "image %s must be an integer 1-%d: %r" % (child.tag, limit, value), child.sourceline)
+                report.add(w, "Invalid" + child.tag.capitalize(),
+                           "image %s must be an integer 1-%d: %r" % (child.tag, limit, value), child.sourceline)
+
+
+def _check_rss_textinput(report, textinput):
+    w = "channel/textInput"
+    known = {"title", "description", "name", "link"}
+    for child in _check_rss_container(report, w, textinput, known, ("title", "description", "name", "link")):
+        if child.tag == "link":
+            report.addp(w, _full_uri_problem(_text(child).strip(), "textInput link"), child.sourceline)
+        elif child.tag in ("title", "description"):
+            _check_plain_text(report, w, child, "textInput " + child.tag, nonblank=True)
+
+
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def _check_rss_skip(report, el, local):
+    w = "channel/" + local
+    sub = "hour" if local == "skipHours" else "day"
+    seen = set()
+    values = [c for c in _elements(el) if etree.QName(c).namespace is None]
+    if not values:
+        report.add(w, "MissingElement", "Missing %s element: %s" % (local, sub), el.sourceline)
+    for child in values:
+        value = _text(child).strip()
+        if child.tag != sub:
+            report.add(w, "UndefinedElement", "Undefined %s element: %s" % (local, child.tag), child.sourceline)
+            continue
+        if sub == "hour" and not (re.match(r"^\d{1,2}$", value) and int(value) <= 23):
+            report.add(w, "InvalidHour", "hour must be an integer between 0 and 23: %r" % value, child.sourceline)
+        elif sub == "day" and value not in _WEEKDAYS:
+            report.add(w, "InvalidDay", "day must be one of %s: %r" % (", ".join(_WEEKDAYS), value), child.sourceline)
+        elif value in seen:
+            report.add(w, "DuplicateValue", "%s values must not be duplicated: %r" % (sub, value), child.sourceline)
+        seen.add(value)
 
 
 def _check_rss_item(report, index, item, guids):
@@ -981,8 +1209,7 @@ def _check_rss_item(report, index, item, guids):
             elif local == "author":
                 report.addp(w, _rss_email_problem(value, "author"), line)
             elif local == "category":
-                if not value:
-                    report.add(w, "NotBlank", "category should not be blank", line)
+                _check_plain_text(report, w, child, "category", nonblank=True)
             elif local == "pubDate":
                 report.addp(w, _rfc822_problem(value, "pubDate"), line)
             elif local == "guid":
@@ -1012,6 +1239,10 @@ def _check_rss_item(report, index, item, guids):
 def _check_rss_guid(report, w, index, guid, guids):
     value = _text(guid).strip()
     line = guid.sourceline
+    perma = guid.get("isPermaLink")
+    if perma is not None and perma not in ("true", "false"):
+        report.add(w, "InvalidBooleanAttribute",
+                   "isPermaLink attribute of guid must be 'true' or 'false', not %r" % perma, line)
     if not value:
         report.add(w, "NotBlank", "guid should not be blank", line)
         return
@@ -1021,10 +1252,6 @@ def _check_rss_guid(report, w, index, guid, guids):
                    % (value, guids[value]), line)
     else:
         guids[value] = index
-    perma = guid.get("isPermaLink")
-    if perma is not None and perma not in ("true", "false"):
-        report.add(w, "InvalidBooleanAttribute",
-                   "isPermaLink attribute of guid must be 'true' or 'false', not %r" % perma, line)
     if perma != "false":
         problem = _full_uri_problem(value, "guid")
         if problem or value.lower().startswith(("tag:", "urn:")):
@@ -1115,6 +1342,7 @@ def _check_atom_id(report, w, el):
 
 
 def _check_text_construct(report, w, el, name, *, content=False):
+    """Atom text constructs (title, subtitle, rights, summary) and atom:content."""
     line = el.sourceline
     _unexpected_attrs(report, w, el, {"type", "src"} if content else {"type"}, name)
     ctype = el.get("type", "text")
@@ -1122,6 +1350,9 @@ def _check_text_construct(report, w, el, name, *, content=False):
     children = _elements(el)
     text = _text(el) if not children else (el.text or "")
     xml_base = _xml_base_in_scope(el)
+    if not ctype:
+        report.add(w, "AttrNotBlank", "The type attribute of %s should not be blank" % name, line)
+        return
     if src is not None:
         if not content:
             report.add(w, "UnexpectedAttribute", "Unexpected src attribute on %s element" % name, line)
@@ -1133,32 +1364,29 @@ def _check_text_construct(report, w, el, name, *, content=False):
             report.add(w, "InvalidMIMEType", "content with src must have a MIME media type, not %r" % ctype, line)
         return
     if ctype not in ("text", "html", "xhtml"):
-        if not content:
+        if not content and "/" in ctype:
             report.add(w, "InvalidTextType", 'type attribute of %s must be "text", "html", or "xhtml", not %r'
                        % (name, ctype), line)
             return
-        if not _MIME_RE.match(ctype):
-            report.add(w, "InvalidMIMEType", "%s type attribute is not a valid MIME type: %r" % (name, ctype), line)
+        if not content or not _MIME_RE.match(ctype) or ctype.lower().startswith("multipart/"):
+            report.add(w, "InvalidMIMEType", "%s type attribute is not a valid %s: %r"
+                       % (name, "MIME type" if content else '"text", "html" or "xhtml" value', ctype), line)
             return
-        xmlish = ctype.endswith("+xml") or ctype.endswith("/xml")
-        if children and not xmlish:
-            report.add(w, "UndefinedElement", "Undefined %s element: %s" % (name, _qname(children[0])), line)
-        if not xmlish and not ctype.startswith("text/"):
-            try:
-                base64.b64decode("".join(_text(el).split()), validate=True)
-            except (binascii.Error, ValueError):
-                report.add(w, "NotBase64", "%s claims to be base64-encoded, but isn't" % name, line)
+        _check_mime_content(report, w, el, name, ctype, children, allow_relative=xml_base)
         return
     if ctype == "xhtml":
         divs = [c for c in children if c.tag == "{%s}div" % XHTML_NS]
         stray_text = (el.text or "").strip() or any((c.tail or "").strip() for c in children)
         if len(children) != 1 or len(divs) != 1 or stray_text:
             report.add(w, "MissingXhtmlDiv", "%s of type xhtml must contain exactly one xhtml:div element" % name, line)
+        for child in children:
+            if etree.QName(child).localname == "div" and child.tag != "{%s}div" % XHTML_NS:
+                report.add(w, "NotHtml", "%s: div is in an unexpected namespace %r (must be %s)"
+                           % (name, etree.QName(child).namespace, XHTML_NS), child.sourceline)
         for div in divs:
-            _check_xhtml_div(report, w, div, name, allow_relative=xml_base)
-        if not divs or not _text(divs[0]).strip() and not _elements(divs[0]):
-            if name == "title":
-                report.add(w, "NotBlank", "%s should not be blank" % name, line)
+            _check_xhtml_tree(report, w, div, name, allow_relative=xml_base)
+        if not _text(el).strip() and not any(_elements(d) for d in divs):
+            report.add(w, "NotBlank", "%s should not be blank" % name, line)
         return
     if children:
         report.add(w, "UndefinedElement",
@@ -1166,20 +1394,59 @@ def _check_text_construct(report, w, el, name, *, content=False):
     if ctype == "html":
         _check_html_field(report, w, name, text, line, allow_relative=xml_base)
     else:
-        found = _contains_html(text)
+        found = _contains_html(text, report.raw(el))
         if found:
             report.add(w, "ContainsUndeclaredHTML",
                        "%s should not contain HTML unless declared in the type attribute (found %s)" % (name, found), line)
-    if name == "title" and not text.strip():
+    if not text.strip() and not children:
         report.add(w, "NotBlank", "%s should not be blank" % name, line)
 
 
-def _check_xhtml_div(report, w, div, name, *, allow_relative):
-    for el in div.iter(etree.Element):
+def _check_mime_content(report, w, el, name, ctype, children, *, allow_relative):
+    """atom:content with a MIME media type as its type."""
+    line = el.sourceline
+    ctype = ctype.split(";")[0].strip().lower()
+    xmlish = ctype.endswith("+xml") or ctype.endswith("/xml")
+    if xmlish:
+        _check_xhtml_tree(report, w, el, name, allow_relative=allow_relative, xhtml_only=True)
+        return
+    if children:
+        report.add(w, "UndefinedElement", "Undefined %s element: %s" % (name, _qname(children[0])), line)
+        return
+    value = _text(el)
+    if not ctype.startswith("text/"):
+        try:
+            decoded = base64.b64decode("".join(value.split()), validate=True)
+        except (binascii.Error, ValueError):
+            report.add(w, "NotBase64", "%s claims to be base64-encoded, but isn't" % name, line)
+            return
+        if not ctype.endswith("/html"):
+            return
+        try:
+            value = decoded.decode("utf-8")
+        except UnicodeDecodeError:
+            report.add(w, "NotHtml", "%s: base64-encoded HTML is not UTF-8" % name, line)
+            return
+    if ctype.endswith("/html"):
+        _check_html_field(report, w, name, value, line, allow_relative=allow_relative)
+    else:
+        found = _contains_html(value, report.raw(el))
+        if found:
+            report.add(w, "ContainsUndeclaredHTML",
+                       "%s should not contain HTML unless declared in the type attribute (found %s)" % (name, found), line)
+
+
+def _check_xhtml_tree(report, w, top, name, *, allow_relative, xhtml_only=False):
+    """Security / relative-reference checks for inline XHTML (xhtml:div
+    content, or XHTML inside XML media-typed content)."""
+    for el in top.iter(etree.Element):
+        if el is top and xhtml_only:
+            continue
         q = etree.QName(el)
         line = el.sourceline
         if q.namespace is None:
-            report.add(w, "MissingNamespace", "Missing namespace for %s inside %s xhtml:div" % (q.localname, name), line)
+            if not xhtml_only:
+                report.add(w, "MissingNamespace", "Missing namespace for %s inside %s xhtml:div" % (q.localname, name), line)
             continue
         if q.namespace == XHTML_NS:
             if q.localname not in _HTML_TAGS:
@@ -1188,6 +1455,11 @@ def _check_xhtml_div(report, w, div, name, *, allow_relative):
                 report.add(w, "SecurityRisk", "%s should not contain %s tag" % (name, q.localname), line)
         elif q.localname == "script":
             report.add(w, "SecurityRisk", "%s should not contain script tag" % name, line)
+        elif xhtml_only:
+            continue
+        elif q.namespace in _FEED_VOCABULARIES:
+            report.add(w, "UndefinedElement", "Undefined element inside %s: %s" % (name, _qname(el)), line)
+            continue
         attrs = []
         for k, v in el.attrib.items():
             aq = etree.QName(k)
@@ -1239,7 +1511,7 @@ def _check_atom_category(report, w, cat):
     if term is None:
         report.add(w, "MissingAttribute", "Missing category attribute: term", line)
     elif not term.strip():
-        report.add(w, "AttrNotBlank", "The term attribute of category should not be blank", line)
+        report.add(w, "NotBlank", "The term attribute of category should not be blank", line)
     scheme = cat.get("scheme")
     if scheme is not None:
         report.addp(w, _full_uri_problem(scheme, "category scheme", iri=True), line)
@@ -1251,13 +1523,68 @@ def _check_atom_category(report, w, cat):
 def _check_alternate_dupes(report, w, links):
     seen = set()
     for link in links:
-        if link.get("rel", "alternate") != "alternate":
+        if _link_rel(link) != "alternate":
             continue
         key = (link.get("type"), link.get("hreflang"))
         if key in seen:
             report.add(w, "DuplicateAtomLink",
                        "Duplicate alternate links with the same type and hreflang (%s, %s)" % key, link.sourceline)
         seen.add(key)
+
+
+def _check_atom_metadata(report, w, parent, *, self_url=None, source=False):
+    """Children of atom:feed (or of an entry's atom:source); returns the links."""
+    seen_entry = False
+    links = []
+    kind = "source" if source else "feed"
+    for child in _elements(parent):
+        cq = etree.QName(child)
+        line = child.sourceline
+        if cq.namespace is None:
+            report.add(w, "UndefinedElement", "Undefined %s element: %s (not in a namespace)" % (kind, cq.localname), line)
+            continue
+        if cq.namespace != ATOM_NS:
+            continue  # extension element
+        local = cq.localname
+        if local not in _ATOM_FEED_KNOWN or (source and local == "entry"):
+            report.add(w, "UndefinedElement", "Undefined %s element: %s" % (kind, local), line)
+            continue
+        if local == "entry":
+            seen_entry = True
+            continue
+        if seen_entry:
+            report.add(w, "MisplacedMetadata", "%s must appear before all entries" % local, line)
+        if local == "id":
+            _check_atom_id(report, w, child)
+        elif local == "updated":
+            _check_atom_date(report, w, child, "updated")
+        elif local in ("title", "subtitle", "rights"):
+            _check_text_construct(report, w, child, local)
+        elif local in ("author", "contributor"):
+            _check_atom_person(report, w, child, local)
+        elif local == "category":
+            _check_atom_category(report, w, child)
+        elif local == "link":
+            links.append(child)
+            _check_atom_link(report, w, child, in_feed_kind=None if source else "atom", self_url=self_url)
+        elif local in ("icon", "logo"):
+            value = _text(child)
+            report.addp(w, _uri_ref_problem(value, local), line)
+            if not value.strip():
+                report.add(w, "NotBlank", "%s should not be blank" % local, line)
+        elif local == "generator":
+            _unexpected_attrs(report, w, child, {"uri", "version"}, "generator")
+            if child.get("uri") is not None:
+                report.addp(w, _uri_ref_problem(child.get("uri"), "generator uri"), line)
+            if _elements(child):
+                report.add(w, "UndefinedElement", "Undefined generator element: %s" % _qname(_elements(child)[0]), line)
+            elif not _text(child).strip():
+                report.add(w, "NotBlank", "generator should not be blank", line)
+            found = _contains_html(_text(child), report.raw(child))
+            if found:
+                report.add(w, "ContainsHTML", "generator should not contain HTML (found %s)" % found, line)
+    _check_alternate_dupes(report, w, links)
+    return links
 
 
 def check_atom(data: bytes, *, self_url: str | None = None) -> list[str]:
@@ -1286,53 +1613,9 @@ def check_atom(data: bytes, *, self_url: str | None = None) -> list[str]:
         if feed.find(_a(name)) is None:
             report.add(w, "MissingElement", "Missing feed element: %s" % name, feed.sourceline)
 
-    seen_entry = False
-    links = []
-    for child in _elements(feed):
-        cq = etree.QName(child)
-        line = child.sourceline
-        if cq.namespace is None:
-            report.add(w, "UndefinedElement", "Undefined feed element: %s (not in a namespace)" % cq.localname, line)
-            continue
-        if cq.namespace != ATOM_NS:
-            continue  # extension element
-        local = cq.localname
-        if local not in _ATOM_FEED_KNOWN:
-            report.add(w, "UndefinedElement", "Undefined feed element: %s" % local, line)
-            continue
-        if local == "entry":
-            seen_entry = True
-            continue
-        if seen_entry:
-            report.add(w, "MisplacedMetadata", "%s must appear before all entries" % local, line)
-        if local == "id":
-            _check_atom_id(report, w, child)
-        elif local == "updated":
-            _check_atom_date(report, w, child, "updated")
-        elif local in ("title", "subtitle", "rights"):
-            _check_text_construct(report, w, child, local)
-        elif local in ("author", "contributor"):
-            _check_atom_person(report, w, child, local)
-        elif local == "category":
-            _check_atom_category(report, w, child)
-        elif local == "link":
-            links.append(child)
-            _check_atom_link(report, w, child, in_feed_kind="atom", self_url=self_url,
-                             xml_base=_xml_base_in_scope(child))
-        elif local in ("icon", "logo"):
-            value = _text(child)
-            report.addp(w, _uri_ref_problem(value, local), line)
-            if not value.strip():
-                report.add(w, "NotBlank", "%s should not be blank" % local, line)
-        elif local == "generator":
-            _unexpected_attrs(report, w, child, {"uri", "version"}, "generator")
-            if child.get("uri") is not None:
-                report.addp(w, _uri_ref_problem(child.get("uri"), "generator uri"), line)
-            if not _text(child).strip():
-                report.add(w, "NotBlank", "generator should not be blank", line)
-    if not any(l.get("rel") == "self" for l in links):
+    links = _check_atom_metadata(report, w, feed, self_url=self_url)
+    if not any(_link_rel(link) == "self" for link in links):
         report.add(w, "MissingSelf", 'Missing atom:link with rel="self"', feed.sourceline)
-    _check_alternate_dupes(report, w, links)
 
     feed_has_author = feed.find(_a("author")) is not None
     ids: dict[str, int] = {}
@@ -1389,9 +1672,12 @@ def _check_atom_entry(report, index, entry, feed_has_author, ids):
             _check_atom_category(report, w, child)
         elif local == "link":
             links.append(child)
-            _check_atom_link(report, w, child, xml_base=_xml_base_in_scope(child))
+            _check_atom_link(report, w, child)
+        elif local == "source":
+            _check_once(report, w + " source", child, _ATOM_FEED_ONCE, ns=ATOM_NS)
+            _check_atom_metadata(report, w + " source", child, source=True)
     _check_alternate_dupes(report, w, links)
-    has_alternate = any(l.get("rel", "alternate") == "alternate" for l in links)
+    has_alternate = any(_link_rel(link) == "alternate" for link in links)
     has_summary = entry.find(_a("summary")) is not None
     if content is None:
         if not has_alternate:
@@ -1537,6 +1823,10 @@ def check_json_feed(data: bytes, *, self_url: str | None = None) -> list[str]:
     _jf_string(report, w, feed, "title", required=True, nonblank=True)
     _jf_url(report, w, feed, "home_page_url")
     feed_url = _jf_url(report, w, feed, "feed_url")
+    if "feed_url" not in feed:
+        report.add(w, "MissingFeedUrl",
+                   "'feed_url' is missing (strongly recommended by the spec; it is the JSON Feed "
+                   "equivalent of atom:link rel=\"self\")")
     if feed_url is not None and self_url is not None and _norm_url(feed_url) != _norm_url(self_url):
         report.add(w, "SelfDoesntMatchLocation",
                    "feed_url %r doesn't match document location %r" % (feed_url, self_url))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -120,7 +120,7 @@ def test_unknown_key_warns_with_suggestion(newsletter, caplog):
     ("2026-11-24", datetime(2026, 11, 24, tzinfo=SHANGHAI)),  # YAML date
     ("2026-11-24 08:00:00", datetime(2026, 11, 24, 8, tzinfo=SHANGHAI)),  # YAML datetime, naive
     ("2026-11-24T08:00", datetime(2026, 11, 24, 8, tzinfo=SHANGHAI)),
-    ('"2026-11-24T08:00:00+08:00"', datetime(2026, 11, 24, 0, tzinfo=timezone.utc)),  # quoted ISO string
+    ('"2026-11-24T08:00:00+08:00"', datetime(2026, 11, 24, 0, tzinfo=UTC)),  # quoted ISO string
     ("2026-11-24T00:00:00Z", datetime(2026, 11, 24, 8, tzinfo=SHANGHAI)),
     ("2026-11-23T19:00:00-05:00", datetime(2026, 11, 24, 8, tzinfo=SHANGHAI)),
     ("'2026-11-24'", datetime(2026, 11, 24, tzinfo=SHANGHAI)),

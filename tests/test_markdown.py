@@ -67,7 +67,8 @@ def test_absolutize_and_localize():
 
 
 def test_summary_is_first_text_paragraph():
-    source = "![封面](https://img.example.org/a.png)\n\n**第一段**第一行\n第二行 with [link](https://x.com)\nand more\n\n第二段"
+    source = ("![封面](https://img.example.org/a.png)\n\n"
+              "**第一段**第一行\n第二行 with [link](https://x.com)\nand more\n\n第二段")
     assert markdown.summarize(source) == "第一段第一行第二行 with link and more"
 
 
@@ -105,3 +106,17 @@ def test_short_text_is_kept():
 
 def test_xml_safe_drops_forbidden_characters():
     assert markdown.xml_safe("a\x0bb\ufffec\x00d\U0001F600\te") == "abcd\U0001F600\te"
+
+
+def test_rewrite_finds_attributes_after_any_whitespace():
+    fragment = '<img\nsrc="a.png" alt="x"><a\thref="b/">b</a><a class="x" href="c.md">c</a>'
+    out = markdown.localize(fragment, PurePosixPath(""), {"c.md": "issues/c/"}, "../../")
+    assert out == '<img\nsrc="../../a.png" alt="x"><a\thref="../../b/">b</a><a class="x" href="../../issues/c/">c</a>'
+
+
+def test_summary_of_a_long_document_matches_a_full_parse():
+    filler = "\n\n".join(f"- 第 {i} 项 [链接](https://e.com/{i})" for i in range(200))
+    late = "```\n" + "代码\n" * 500 + "```\n\n" + "终于有一段正文。\n"
+    assert markdown.first_paragraph_text(late + "\n" + filler) == "终于有一段正文。"
+    with_ref = "开头引用 [文章][ref] 的段落。\n\n" + filler + "\n\n[ref]: https://e.com/article\n"
+    assert markdown.first_paragraph_text(with_ref) == "开头引用 文章 的段落。"

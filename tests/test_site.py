@@ -72,7 +72,7 @@ def test_internal_links_all_resolve(sample_build):
     for path in sample_build.rglob("*.html"):
         if path.name == "404.html":
             continue
-        for element, _attr, link, _pos in page(path).iterlinks():
+        for _element, _attr, link, _pos in page(path).iterlinks():
             if re.match(r"^[a-z]+:|^//|^#", link):
                 continue
             target = (path.parent / link.split("#")[0].split("?")[0])
