@@ -52,6 +52,8 @@ class Site:
 class BuildResult:
     output: Path
     issues: list[Issue]
+    drafts_left_out: int = 0
+    scheduled_left_out: int = 0
     files: int = 0
     written: int = 0
     unchanged: int = 0
@@ -94,11 +96,15 @@ def build(config: Config, *, now: datetime, drafts: bool = False, future: bool =
     check_output_folder(config, output)
     issue_files, assets = content.content_files(config.content_dir)
     cache = RenderCache(config.root / ".publisher-cache" if use_cache else None, str(config.site.timezone))
-    issues = content.load_issues(config, issue_files, memo=cache.issue)
-    issues = content.select(issues, now, drafts=drafts, future=future)
+    everything = content.load_issues(config, issue_files, memo=cache.issue)
+    issues = content.select(everything, now, drafts=drafts, future=future)
     theme = load_theme(config)
     tree = render(config, issues, theme=theme, now=now, assets=assets, cache=cache)
-    result = BuildResult(output=output, issues=issues)
+    chosen = {id(i) for i in issues}
+    left_out = [i for i in everything if id(i) not in chosen]
+    result = BuildResult(output=output, issues=issues,
+                         drafts_left_out=sum(1 for i in left_out if i.draft),
+                         scheduled_left_out=sum(1 for i in left_out if not i.draft))
     write_tree(tree.files, output, result)
     cache.save()
     result.seconds = time.perf_counter() - started

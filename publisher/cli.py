@@ -106,27 +106,20 @@ def build(ctx: click.Context, drafts: bool, future: bool, output: Path | None, n
     when = now()
     result = build_mod.build(config, now=when, drafts=drafts, future=future, use_cache=not no_cache)
     out = relpath(result.output, Path.cwd())
-    click.echo(f"Built {len(result.issues)} issues into {out}/: {result.written} files written, "
+    click.echo(f"Built {plural(len(result.issues), 'issue')} into {out}/: {result.written} files written, "
                f"{result.unchanged} unchanged, {result.removed} removed ({result.seconds:.2f} s)")
-    left_out = _left_out(config, when, drafts, future)
+    left_out = []
+    if result.drafts_left_out:
+        left_out.append(f"{plural(result.drafts_left_out, 'draft')} (use --drafts)")
+    if result.scheduled_left_out:
+        left_out.append(f"{plural(result.scheduled_left_out, 'scheduled issue')} (use --future)")
     if left_out:
-        click.echo(f"Left out {left_out}.")
+        click.echo(f"Left out {' and '.join(left_out)}.")
     click.echo(f"Open {out / 'index.html'} or run `publisher preview` to look at it.")
 
 
-def _left_out(config: Any, when: datetime, drafts: bool, future: bool) -> str:
-    try:
-        issues = content.load_issues(config)
-    except PublisherError:
-        return ""
-    n_drafts = sum(1 for i in issues if i.draft) if not drafts else 0
-    n_future = sum(1 for i in issues if not i.draft and i.is_future(when)) if not future else 0
-    parts = []
-    if n_drafts:
-        parts.append(f"{n_drafts} draft{'s' if n_drafts > 1 else ''} (use --drafts)")
-    if n_future:
-        parts.append(f"{n_future} scheduled issue{'s' if n_future > 1 else ''} (use --future)")
-    return " and ".join(parts)
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 @cli.command()
@@ -138,7 +131,7 @@ def check(ctx: click.Context) -> None:
     issues = build_mod.check(config, now=when)
     drafts = sum(1 for i in issues if i.draft)
     future = sum(1 for i in issues if not i.draft and i.is_future(when))
-    click.echo(f"OK: {len(issues)} issues ({drafts} drafts, {future} scheduled), no errors.")
+    click.echo(f"OK: {plural(len(issues), 'issue')} ({plural(drafts, 'draft')}, {future} scheduled), no errors.")
 
 
 _INIT_CONFIG = """\

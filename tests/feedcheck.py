@@ -187,9 +187,7 @@ def _rfc822_problem(value: str, element: str):
     return None
 
 
-_RFC3339_RE = re.compile(
-    r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-](\d\d):(\d\d))$"
-)
+_RFC3339_RE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-](\d\d):(\d\d))$")
 
 
 def _rfc3339_problem(value: str, element: str, rule: str = "InvalidRFC3339Date"):
@@ -211,16 +209,11 @@ def _rfc3339_problem(value: str, element: str, rule: str = "InvalidRFC3339Date")
     return None
 
 
-_W3CDTF_RE = re.compile(
-    r"^\d{4}(-\d\d(-\d\d(T\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d))?)?)?$"
-)
+_W3CDTF_RE = re.compile(r"^\d{4}(-\d\d(-\d\d(T\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d))?)?)?$")
 
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 # ASCII characters allowed in a URI (RFC 3986 unreserved + reserved + '%').
-_URI_ASCII_OK = set(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-    "-._~:/?#[]@!$&'()*+,;=%"
-)
+_URI_ASCII_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~:/?#[]@!$&'()*+,;=%")
 _BAD_PCT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _TAG_RE = re.compile(
     r"^tag:([a-z0-9\-._]+?@)?[a-z0-9.\-]+?,\d{4}(-\d{2}(-\d{2})?)?:"
@@ -243,8 +236,7 @@ def _uri_chars_problem(value: str, element: str, iri: bool):
         if ord(ch) >= 128 and not iri:
             return (
                 "UriNotIri",
-                "%s must be a URI; non-ASCII character %r must be percent-encoded: %r"
-                % (element, ch, value),
+                "%s must be a URI; non-ASCII character %r must be percent-encoded: %r" % (element, ch, value),
             )
     if _BAD_PCT_RE.search(value):
         return ("InvalidUriChar", "Invalid percent-escape in %s URI %r" % (element, value))
@@ -274,8 +266,11 @@ def _full_uri_problem(value: str, element: str, *, iri: bool = False, http: bool
         return ("InvalidFullLink", "%s must be an absolute http(s) URL: %r" % (element, value))
     if scheme in ("http", "https", "ftp"):
         parts = urlsplit(value)
-        if not value[len(scheme) + 1:].startswith("//") or not parts.netloc \
-                or not _HOST_RE.match(parts.netloc.rsplit("@", 1)[-1]):
+        if (
+            not value[len(scheme) + 1 :].startswith("//")
+            or not parts.netloc
+            or not _HOST_RE.match(parts.netloc.rsplit("@", 1)[-1])
+        ):
             return ("InvalidFullLink", "%s must be a full and valid URL: %r" % (element, value))
     return None
 
@@ -375,8 +370,11 @@ def _canonical_problem(value: str, element: str):
     normalised form so that character-by-character comparison works."""
     if value.lower().startswith(("tag:", "urn:")):
         if value[:4] != value[:4].lower():
-            return ("NonCanonicalURI", "Identifier %s %r is not in canonical form (the scheme should be"
-                    " lower case)" % (element, value))
+            return (
+                "NonCanonicalURI",
+                "Identifier %s %r is not in canonical form (the scheme should be"
+                " lower case)" % (element, value),
+            )
         return None
     try:
         canonical = _canonical_uri(value)
@@ -470,11 +468,21 @@ _VOID_TAGS = set(
     "link meta param source track wbr".split()
 )
 _OPTIONAL_END = set(
-    "p li dt dd rt rp optgroup option colgroup caption thead tbody tfoot tr td th "
-    "html head body".split()
+    "p li dt dd rt rp optgroup option colgroup caption thead tbody tfoot tr td th html head body".split()
 )
-_URL_ATTRS = {"href", "src", "poster", "cite", "action", "formaction", "background",
-              "longdesc", "xlink:href", "data", "srcset"}
+_URL_ATTRS = {
+    "href",
+    "src",
+    "poster",
+    "cite",
+    "action",
+    "formaction",
+    "background",
+    "longdesc",
+    "xlink:href",
+    "data",
+    "srcset",
+}
 _ABS_REF_RE = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.\-]*:")
 _DANGEROUS_URL_RE = re.compile(r"^\s*(javascript|vbscript|livescript)\s*:", re.I)
 # Inline CSS that feedvalidator accepts without a DangerousStyleAttr warning:
@@ -517,8 +525,9 @@ def _style_problems(style: str) -> list[str]:
         if prop not in _SAFE_CSS_PROPERTIES:
             unsafe.append(prop)
         elif prop.split("-")[0] in ("background", "border", "margin", "padding"):
-            unsafe.extend(v for v in value.split()
-                          if v not in _SAFE_CSS_KEYWORDS and not _SAFE_CSS_VALUE_RE.match(v))
+            unsafe.extend(
+                v for v in value.split() if v not in _SAFE_CSS_KEYWORDS and not _SAFE_CSS_VALUE_RE.match(v)
+            )
     return list(dict.fromkeys(unsafe))
 
 
@@ -540,17 +549,31 @@ class _HTMLScanner(HTMLParser):
             name = name.lower()
             value = value or ""
             if name.startswith("on"):
-                self.problems.append(("SecurityRiskAttr", "should not contain %s attribute (on <%s>)" % (name, tag)))
+                self.problems.append(
+                    ("SecurityRiskAttr", "should not contain %s attribute (on <%s>)" % (name, tag))
+                )
             elif name == "style":
                 for bad in _style_problems(value):
-                    self.problems.append(("DangerousStyleAttr",
-                                          "style attribute contains potentially dangerous content: %r (in %r)" % (bad, value)))
+                    self.problems.append(
+                        (
+                            "DangerousStyleAttr",
+                            "style attribute contains potentially dangerous content: %r (in %r)"
+                            % (bad, value),
+                        )
+                    )
             if name in _URL_ATTRS and not (name == "data" and tag != "object"):
                 for ref in _url_values(name, value):
                     if _DANGEROUS_URL_RE.match(ref):
-                        self.problems.append(("SecurityRisk", "should not contain script URLs: <%s %s=%r>" % (tag, name, ref)))
+                        self.problems.append(
+                            ("SecurityRisk", "should not contain script URLs: <%s %s=%r>" % (tag, name, ref))
+                        )
                     elif not _ABS_REF_RE.match(ref):
-                        self.problems.append(("ContainsRelRef", "should not contain relative URL references: <%s %s=%r>" % (tag, name, ref)))
+                        self.problems.append(
+                            (
+                                "ContainsRelRef",
+                                "should not contain relative URL references: <%s %s=%r>" % (tag, name, ref),
+                            )
+                        )
 
     def _start(self, tag, attrs, selfclosing):
         if self.foreign == 0:
@@ -567,7 +590,9 @@ class _HTMLScanner(HTMLParser):
             return
         if selfclosing:
             if self.foreign == 0 and tag not in ("svg", "math"):
-                self.problems.append(("NotHtml", "Invalid HTML: non-void element used as self-closing tag <%s/>" % tag))
+                self.problems.append(
+                    ("NotHtml", "Invalid HTML: non-void element used as self-closing tag <%s/>" % tag)
+                )
             return
         if tag in ("svg", "math"):
             self.foreign += 1
@@ -715,17 +740,33 @@ def _parse_xml(data, report: _Report, where: str):
         return None
     decl = _XML_DECL_RE.match(body)
     if not decl:
-        report.add(where, "MissingEncoding",
-                   "No XML declaration with encoding: start the document with "
-                   "<?xml version=\"1.0\" encoding=\"UTF-8\"?>", 1)
+        report.add(
+            where,
+            "MissingEncoding",
+            "No XML declaration with encoding: start the document with "
+            '<?xml version="1.0" encoding="UTF-8"?>',
+            1,
+        )
     else:
         if decl.group(2) != b"1.0":
-            report.add(where, "BadXmlVersion", "Incorrect XML Version: %r" % decl.group(2).decode("ascii", "replace"), 1)
+            report.add(
+                where,
+                "BadXmlVersion",
+                "Incorrect XML Version: %r" % decl.group(2).decode("ascii", "replace"),
+                1,
+            )
         if decl.group(4) is None:
-            report.add(where, "MissingEncoding", "No character encoding was specified in the XML declaration", 1)
+            report.add(
+                where, "MissingEncoding", "No character encoding was specified in the XML declaration", 1
+            )
         elif decl.group(4).decode("ascii", "replace").upper() != "UTF-8":
-            report.add(where, "EncodingNotUTF8",
-                       "XML declaration says encoding=%r; it must be UTF-8" % decl.group(4).decode("ascii", "replace"), 1)
+            report.add(
+                where,
+                "EncodingNotUTF8",
+                "XML declaration says encoding=%r; it must be UTF-8"
+                % decl.group(4).decode("ascii", "replace"),
+                1,
+            )
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -735,27 +776,41 @@ def _parse_xml(data, report: _Report, where: str):
     report.lines = text.split("\n")
     bad = False
     for m in _XML_FORBIDDEN_RE.finditer(text):
-        report.add(where, "InvalidXMLCharacter",
-                   "character U+%04X is not allowed in XML 1.0" % ord(m.group()), _line_of(text, m.start()))
+        report.add(
+            where,
+            "InvalidXMLCharacter",
+            "character U+%04X is not allowed in XML 1.0" % ord(m.group()),
+            _line_of(text, m.start()),
+        )
         bad = True
     if bad:
         return None
     for m in _BAD_CHARS_RE.finditer(text):
-        report.add(where, "BadCharacters",
-                   "contains bad characters %r (C1 control, U+FFFD or double-encoded UTF-8)" % m.group(),
-                   _line_of(text, m.start()))
+        report.add(
+            where,
+            "BadCharacters",
+            "contains bad characters %r (C1 control, U+FFFD or double-encoded UTF-8)" % m.group(),
+            _line_of(text, m.start()),
+        )
     if re.search(r"<!ENTITY[^>]*\s(SYSTEM|PUBLIC)\s", text):
         report.add(where, "ContainsSystemEntity", "Feeds must not contain SYSTEM entities")
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                             dtd_validation=False, huge_tree=False, remove_comments=False)
+    parser = etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=False,
+    )
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
         report.add(where, "SAXError", "XML parsing error: %s" % exc.msg, exc.lineno)
         return None
     for ent in root.iter(etree.Entity):
-        report.add(where, "UndefinedNamedEntity",
-                   "Undefined (unexpanded) named entity %s" % ent.text, ent.sourceline)
+        report.add(
+            where, "UndefinedNamedEntity", "Undefined (unexpanded) named entity %s" % ent.text, ent.sourceline
+        )
     # namespace prefix checks for every element
     reported_ns = set()
     for el in root.iter(etree.Element):
@@ -767,13 +822,20 @@ def _parse_xml(data, report: _Report, where: str):
             reported_ns.add((prefix, uri))
             expected = RESERVED_PREFIXES.get(prefix)
             if expected and uri != expected:
-                report.add(where, "ReservedPrefix",
-                           'The prefix "%s" generally is associated with the namespace "%s", not "%s"'
-                           % (prefix, expected, uri), el.sourceline)
+                report.add(
+                    where,
+                    "ReservedPrefix",
+                    'The prefix "%s" generally is associated with the namespace "%s", not "%s"'
+                    % (prefix, expected, uri),
+                    el.sourceline,
+                )
             elif uri and uri not in _KNOWN_NS and _near(uri) in _NEAR_KNOWN:
-                report.add(where, "InvalidNamespace",
-                           "namespace %r looks like a misspelling of %r" % (uri, _NEAR_KNOWN[_near(uri)]),
-                           el.sourceline)
+                report.add(
+                    where,
+                    "InvalidNamespace",
+                    "namespace %r looks like a misspelling of %r" % (uri, _NEAR_KNOWN[_near(uri)]),
+                    el.sourceline,
+                )
         lang = el.get(XML_LANG)
         if lang:  # xml:lang="" is allowed (means "unknown")
             report.addp(where, _lang_problem(lang, "xml:lang on <%s>" % _qname(el)), el.sourceline)
@@ -813,28 +875,91 @@ def _unexpected_attrs(report, where, el, allowed, name=None):
         if attr.startswith("{"):
             continue  # xml:* and extension attributes are fine
         if attr not in allowed:
-            report.add(where, "UnexpectedAttribute",
-                       "Unexpected %s attribute on %s element" % (attr, name or _qname(el)), el.sourceline)
+            report.add(
+                where,
+                "UnexpectedAttribute",
+                "Unexpected %s attribute on %s element" % (attr, name or _qname(el)),
+                el.sourceline,
+            )
 
 
 # ---------------------------------------------------------------------------
 # RSS 2.0
 # ---------------------------------------------------------------------------
 
-_RSS_CHANNEL_ONCE = ["title", "link", "description", "language", "copyright", "managingEditor",
-                     "webMaster", "pubDate", "lastBuildDate", "generator", "docs", "cloud",
-                     "ttl", "image", "rating", "textInput", "skipHours", "skipDays"]
+_RSS_CHANNEL_ONCE = [
+    "title",
+    "link",
+    "description",
+    "language",
+    "copyright",
+    "managingEditor",
+    "webMaster",
+    "pubDate",
+    "lastBuildDate",
+    "generator",
+    "docs",
+    "cloud",
+    "ttl",
+    "image",
+    "rating",
+    "textInput",
+    "skipHours",
+    "skipDays",
+]
 _RSS_CHANNEL_KNOWN = set(_RSS_CHANNEL_ONCE) | {"category", "item"}
 _RSS_ITEM_ONCE = ["title", "link", "description", "author", "comments", "guid", "pubDate", "source"]
 _RSS_ITEM_KNOWN = set(_RSS_ITEM_ONCE) | {"category", "enclosure"}
-_ATOM_IN_RSS_CHANNEL = {"author", "category", "contributor", "generator", "id", "icon", "link",
-                        "logo", "title", "subtitle", "rights", "updated"}
-_ATOM_IN_RSS_ITEM = {"id", "link", "title", "summary", "author", "contributor", "content",
-                     "published", "updated", "category"}
-_ATOM_LINK_RELS = {"alternate", "current", "describedby", "edit", "edit-media", "enclosure",
-                   "first", "hub", "last", "license", "next", "next-archive", "payment",
-                   "prev-archive", "previous", "related", "replies", "search", "self",
-                   "service", "up", "via"}
+_ATOM_IN_RSS_CHANNEL = {
+    "author",
+    "category",
+    "contributor",
+    "generator",
+    "id",
+    "icon",
+    "link",
+    "logo",
+    "title",
+    "subtitle",
+    "rights",
+    "updated",
+}
+_ATOM_IN_RSS_ITEM = {
+    "id",
+    "link",
+    "title",
+    "summary",
+    "author",
+    "contributor",
+    "content",
+    "published",
+    "updated",
+    "category",
+}
+_ATOM_LINK_RELS = {
+    "alternate",
+    "current",
+    "describedby",
+    "edit",
+    "edit-media",
+    "enclosure",
+    "first",
+    "hub",
+    "last",
+    "license",
+    "next",
+    "next-archive",
+    "payment",
+    "prev-archive",
+    "previous",
+    "related",
+    "replies",
+    "search",
+    "self",
+    "service",
+    "up",
+    "via",
+}
 
 
 def _rss_item_label(index, item):
@@ -857,8 +982,12 @@ def _check_once(report, where, parent, names, ns=None):
         found = parent.findall(tag)
         if len(found) > 1:
             pname = _qname(parent)
-            report.add(where, "DuplicateElement",
-                       "%s contains more than one %s" % (pname, _qname(found[0])), found[1].sourceline)
+            report.add(
+                where,
+                "DuplicateElement",
+                "%s contains more than one %s" % (pname, _qname(found[0])),
+                found[1].sourceline,
+            )
 
 
 _IANA_REL_PREFIX = "http://www.iana.org/assignments/relation/"
@@ -867,7 +996,7 @@ _IANA_REL_PREFIX = "http://www.iana.org/assignments/relation/"
 def _link_rel(link) -> str:
     rel = link.get("rel", "alternate")
     if rel.startswith(_IANA_REL_PREFIX):
-        rel = rel[len(_IANA_REL_PREFIX):]
+        rel = rel[len(_IANA_REL_PREFIX) :]
     return rel
 
 
@@ -888,28 +1017,51 @@ def _check_atom_link(report, where, link, *, in_feed_kind=None, self_url=None):
     """atom:link, both inside Atom feeds and inside RSS channels."""
     _unexpected_attrs(report, where, link, {"href", "rel", "type", "hreflang", "title", "length"}, "link")
     if _direct_text(link).strip() or _elements(link):
-        report.add(where, "AtomLinkNotEmpty", "link should not have text (all data is in attributes)", link.sourceline)
+        report.add(
+            where,
+            "AtomLinkNotEmpty",
+            "link should not have text (all data is in attributes)",
+            link.sourceline,
+        )
     rel = _link_rel(link)
     title = link.get("title")
     if title is not None:
         if not title.strip():
-            report.add(where, "AttrNotBlank", "The title attribute of link should not be blank", link.sourceline)
+            report.add(
+                where, "AttrNotBlank", "The title attribute of link should not be blank", link.sourceline
+            )
         elif _contains_html(title):
-            report.add(where, "ContainsHTML", "link title should not contain HTML (found %s)"
-                       % _contains_html(title), link.sourceline)
+            report.add(
+                where,
+                "ContainsHTML",
+                "link title should not contain HTML (found %s)" % _contains_html(title),
+                link.sourceline,
+            )
     if not rel.strip():
         report.add(where, "AttrNotBlank", "The rel attribute of link should not be blank", link.sourceline)
     elif rel not in _ATOM_LINK_RELS and _full_uri_problem(rel, "rel", iri=True):
-        report.add(where, "UnregisteredAtomLinkRel", "Unregistered link relationship %r" % rel, link.sourceline)
+        report.add(
+            where, "UnregisteredAtomLinkRel", "Unregistered link relationship %r" % rel, link.sourceline
+        )
     ltype = link.get("type")
     if ltype is not None and not _MIME_RE.match(ltype):
-        report.add(where, "InvalidMIMEType", "link type attribute is not a valid MIME type: %r" % ltype, link.sourceline)
+        report.add(
+            where,
+            "InvalidMIMEType",
+            "link type attribute is not a valid MIME type: %r" % ltype,
+            link.sourceline,
+        )
     hreflang = link.get("hreflang")
     if hreflang is not None:
         report.addp(where, _lang_problem(hreflang, "hreflang"), link.sourceline)
     length = link.get("length")
     if length is not None and not re.match(r"^\d+$", length):
-        report.add(where, "InvalidNonNegativeInteger", "length must be a non-negative integer: %r" % length, link.sourceline)
+        report.add(
+            where,
+            "InvalidNonNegativeInteger",
+            "length must be a non-negative integer: %r" % length,
+            link.sourceline,
+        )
     href = link.get("href")
     if href is None:
         report.add(where, "MissingHref", "link must have an href attribute", link.sourceline)
@@ -921,8 +1073,12 @@ def _check_atom_link(report, where, link, *, in_feed_kind=None, self_url=None):
         if rel == "self" and in_feed_kind:
             report.add(where, "RelativeSelf", "Relative href value on self link: %r" % href, link.sourceline)
         else:
-            report.add(where, "RelativeLink",
-                       "link href %r is relative and no xml:base is in scope" % href, link.sourceline)
+            report.add(
+                where,
+                "RelativeLink",
+                "link href %r is relative and no xml:base is in scope" % href,
+                link.sourceline,
+            )
     else:
         report.addp(where, _uri_ref_problem(href, "link href"), link.sourceline)
         href = urljoin(base, href)
@@ -932,13 +1088,20 @@ def _check_atom_link(report, where, link, *, in_feed_kind=None, self_url=None):
         else:
             allowed = ("application/atom+xml", "application/rss+xml", "application/rdf+xml")
         if ltype is not None and ltype.split(";")[0].strip() not in allowed:
-            report.add(where, "SelfNotAtom",
-                       'self link type should be "%s", not %r' % (allowed[0], ltype), link.sourceline)
+            report.add(
+                where,
+                "SelfNotAtom",
+                'self link type should be "%s", not %r' % (allowed[0], ltype),
+                link.sourceline,
+            )
     if rel == "self" and in_feed_kind:
         if self_url is not None and _norm_url(href) != _norm_url(self_url):
-            report.add(where, "SelfDoesntMatchLocation",
-                       "Self reference %r doesn't match document location %r" % (href, self_url),
-                       link.sourceline)
+            report.add(
+                where,
+                "SelfDoesntMatchLocation",
+                "Self reference %r doesn't match document location %r" % (href, self_url),
+                link.sourceline,
+            )
     return rel
 
 
@@ -948,14 +1111,20 @@ def _check_plain_text(report, where, el, name, *, nonblank=False):
         report.add(where, "NotBlank", "%s should not be blank" % name, el.sourceline)
     html = _contains_html(value, report.raw(el))
     if html:
-        report.add(where, "ContainsHTML", "%s should not contain HTML (found %s)" % (name, html), el.sourceline)
+        report.add(
+            where, "ContainsHTML", "%s should not contain HTML (found %s)" % (name, html), el.sourceline
+        )
 
 
 def _check_rss_leaf(report, where, el, name):
     """Core RSS elements have text content only."""
     if _elements(el):
-        report.add(where, "UndefinedElement",
-                   "Undefined %s element: %s" % (name, _qname(_elements(el)[0])), el.sourceline)
+        report.add(
+            where,
+            "UndefinedElement",
+            "Undefined %s element: %s" % (name, _qname(_elements(el)[0])),
+            el.sourceline,
+        )
 
 
 def _check_html_field(report, where, name, html, line, *, allow_relative=False):
@@ -971,17 +1140,25 @@ def check_rss(data: bytes, *, self_url: str | None = None) -> list[str]:
         return report.errors
     q = etree.QName(root)
     if q.localname != "rss":
-        report.add("document", "UndefinedElement",
-                   "root element must be <rss>, not <%s>" % q.localname, root.sourceline)
+        report.add(
+            "document",
+            "UndefinedElement",
+            "root element must be <rss>, not <%s>" % q.localname,
+            root.sourceline,
+        )
         return report.errors
     if q.namespace is not None:
-        report.add("rss", "InvalidNamespace", "rss is in an invalid namespace: %s" % q.namespace, root.sourceline)
+        report.add(
+            "rss", "InvalidNamespace", "rss is in an invalid namespace: %s" % q.namespace, root.sourceline
+        )
     _unexpected_attrs(report, "rss", root, {"version"})
     version = root.get("version")
     if version is None:
         report.add("rss", "MissingAttribute", "Missing rss attribute: version", root.sourceline)
     elif version != "2.0":
-        report.add("rss", "InvalidRSSVersion", 'Invalid RSS Version %r (must be "2.0")' % version, root.sourceline)
+        report.add(
+            "rss", "InvalidRSSVersion", 'Invalid RSS Version %r (must be "2.0")' % version, root.sourceline
+        )
     if _direct_text(root).strip():
         report.add("rss", "UnexpectedText", "Unexpected Text in rss", root.sourceline)
     for child in _elements(root):
@@ -1005,7 +1182,11 @@ def _check_rss_channel(report, channel, self_url):
         report.add(w, "UnexpectedText", "Unexpected Text in channel", channel.sourceline)
     _check_once(report, w, channel, _RSS_CHANNEL_ONCE)
     _check_once(report, w, channel, ["date", "language", "rights"], ns=DC_NS)
-    for name, rule in (("title", "MissingTitle"), ("link", "MissingLink"), ("description", "MissingDescription")):
+    for name, rule in (
+        ("title", "MissingTitle"),
+        ("link", "MissingLink"),
+        ("description", "MissingDescription"),
+    ):
         if channel.find(name) is None:
             report.add(w, rule, "Missing channel element: %s" % name, channel.sourceline)
 
@@ -1024,12 +1205,18 @@ def _check_rss_channel(report, channel, self_url):
                     seen_item = child
                 continue
             if seen_item is not None:
-                report.add(w, "MisplacedItem",
-                           "Misplaced Item: channel element %s must appear before the first item" % local, line)
+                report.add(
+                    w,
+                    "MisplacedItem",
+                    "Misplaced Item: channel element %s must appear before the first item" % local,
+                    line,
+                )
             if local not in ("image", "textInput", "skipHours", "skipDays", "cloud"):
                 _check_rss_leaf(report, w, child, local)
-            allowed_attrs = {"category": {"domain"},
-                             "cloud": {"domain", "port", "path", "registerProcedure", "protocol"}}
+            allowed_attrs = {
+                "category": {"domain"},
+                "cloud": {"domain", "port", "path", "registerProcedure", "protocol"},
+            }
             _unexpected_attrs(report, w, child, allowed_attrs.get(local, set()), local)
             value = _text(child).strip()
             if local == "title":
@@ -1050,7 +1237,9 @@ def _check_rss_channel(report, channel, self_url):
                 _check_plain_text(report, w, child, "category", nonblank=True)
             elif local == "ttl":
                 if not re.match(r"^\d+$", value) or int(value) <= 0:
-                    report.add(w, "InvalidPositiveInteger", "ttl must be a positive integer: %r" % value, line)
+                    report.add(
+                        w, "InvalidPositiveInteger", "ttl must be a positive integer: %r" % value, line
+                    )
             elif local == "image":
                 _check_rss_image(report, child)
             elif local == "cloud":
@@ -1059,8 +1248,12 @@ def _check_rss_channel(report, channel, self_url):
                         report.add(w, "MissingAttribute", "Missing cloud attribute: %s" % attr, line)
                 port = child.get("port")
                 if port is not None and (not re.match(r"^\d+$", port) or int(port) <= 0):
-                    report.add(w, "InvalidIntegerAttribute",
-                               "port attribute of cloud must be a positive integer: %r" % port, line)
+                    report.add(
+                        w,
+                        "InvalidIntegerAttribute",
+                        "port attribute of cloud must be a positive integer: %r" % port,
+                        line,
+                    )
             elif local == "textInput":
                 _check_rss_textinput(report, child)
             elif local in ("skipHours", "skipDays"):
@@ -1106,13 +1299,20 @@ def _check_rss_container(report, w, el, known, required):
         report.add(w, "UnexpectedText", "Unexpected Text in %s" % name, el.sourceline)
     for sub in required:
         if el.find(sub) is None:
-            report.add(w, _MISSING_RULE.get(sub, "MissingElement"), "Missing %s element: %s" % (name, sub), el.sourceline)
+            report.add(
+                w,
+                _MISSING_RULE.get(sub, "MissingElement"),
+                "Missing %s element: %s" % (name, sub),
+                el.sourceline,
+            )
     children = []
     for child in _elements(el):
         if etree.QName(child).namespace is not None:
             continue
         if child.tag not in known:
-            report.add(w, "UndefinedElement", "Undefined %s element: %s" % (name, child.tag), child.sourceline)
+            report.add(
+                w, "UndefinedElement", "Undefined %s element: %s" % (name, child.tag), child.sourceline
+            )
             continue
         _check_rss_leaf(report, w, child, child.tag)
         children.append(child)
@@ -1133,8 +1333,12 @@ def _check_rss_image(report, image):
         elif child.tag in ("width", "height"):
             limit = 144 if child.tag == "width" else 400
             if not re.match(r"^\d+$", value) or not 0 < int(value) <= limit:
-                report.add(w, "Invalid" + child.tag.capitalize(),
-                           "image %s must be an integer 1-%d: %r" % (child.tag, limit, value), child.sourceline)
+                report.add(
+                    w,
+                    "Invalid" + child.tag.capitalize(),
+                    "image %s must be an integer 1-%d: %r" % (child.tag, limit, value),
+                    child.sourceline,
+                )
 
 
 def _check_rss_textinput(report, textinput):
@@ -1160,14 +1364,22 @@ def _check_rss_skip(report, el, local):
     for child in values:
         value = _text(child).strip()
         if child.tag != sub:
-            report.add(w, "UndefinedElement", "Undefined %s element: %s" % (local, child.tag), child.sourceline)
+            report.add(
+                w, "UndefinedElement", "Undefined %s element: %s" % (local, child.tag), child.sourceline
+            )
             continue
         if sub == "hour" and not (re.match(r"^\d{1,2}$", value) and int(value) <= 23):
-            report.add(w, "InvalidHour", "hour must be an integer between 0 and 23: %r" % value, child.sourceline)
+            report.add(
+                w, "InvalidHour", "hour must be an integer between 0 and 23: %r" % value, child.sourceline
+            )
         elif sub == "day" and value not in _WEEKDAYS:
-            report.add(w, "InvalidDay", "day must be one of %s: %r" % (", ".join(_WEEKDAYS), value), child.sourceline)
+            report.add(
+                w, "InvalidDay", "day must be one of %s: %r" % (", ".join(_WEEKDAYS), value), child.sourceline
+            )
         elif value in seen:
-            report.add(w, "DuplicateValue", "%s values must not be duplicated: %r" % (sub, value), child.sourceline)
+            report.add(
+                w, "DuplicateValue", "%s values must not be duplicated: %r" % (sub, value), child.sourceline
+            )
         seen.add(value)
 
 
@@ -1179,9 +1391,19 @@ def _check_rss_item(report, index, item, guids):
     _check_once(report, w, item, _RSS_ITEM_ONCE)
     _check_once(report, w, item, ["encoded"], ns=CONTENT_NS)
     if len(item.findall("enclosure")) > 1:
-        report.add(w, "DuplicateEnclosure", "item contains more than one enclosure", item.findall("enclosure")[1].sourceline)
+        report.add(
+            w,
+            "DuplicateEnclosure",
+            "item contains more than one enclosure",
+            item.findall("enclosure")[1].sourceline,
+        )
     if item.find("title") is None and item.find("description") is None:
-        report.add(w, "ItemMustContainTitleOrDescription", "item must contain either title or description", item.sourceline)
+        report.add(
+            w,
+            "ItemMustContainTitleOrDescription",
+            "item must contain either title or description",
+            item.sourceline,
+        )
     if item.find("guid") is None:
         report.add(w, "MissingGuid", "item should contain a guid element", item.sourceline)
 
@@ -1195,8 +1417,12 @@ def _check_rss_item(report, index, item, guids):
                 report.add(w, "UndefinedElement", "Undefined item element: %s" % local, line)
                 continue
             _check_rss_leaf(report, w, child, local)
-            allowed_attrs = {"category": {"domain"}, "guid": {"isPermaLink"}, "source": {"url"},
-                             "enclosure": {"url", "length", "type"}}
+            allowed_attrs = {
+                "category": {"domain"},
+                "guid": {"isPermaLink"},
+                "source": {"url"},
+                "enclosure": {"url", "length", "type"},
+            }
             _unexpected_attrs(report, w, child, allowed_attrs.get(local, set()), local)
             if local == "title":
                 _check_plain_text(report, w, child, "title", nonblank=True)
@@ -1241,24 +1467,38 @@ def _check_rss_guid(report, w, index, guid, guids):
     line = guid.sourceline
     perma = guid.get("isPermaLink")
     if perma is not None and perma not in ("true", "false"):
-        report.add(w, "InvalidBooleanAttribute",
-                   "isPermaLink attribute of guid must be 'true' or 'false', not %r" % perma, line)
+        report.add(
+            w,
+            "InvalidBooleanAttribute",
+            "isPermaLink attribute of guid must be 'true' or 'false', not %r" % perma,
+            line,
+        )
     if not value:
         report.add(w, "NotBlank", "guid should not be blank", line)
         return
     if value in guids:
-        report.add(w, "DuplicateValue",
-                   "guid values must not be duplicated within a feed (%r also used by item[%d])"
-                   % (value, guids[value]), line)
+        report.add(
+            w,
+            "DuplicateValue",
+            "guid values must not be duplicated within a feed (%r also used by item[%d])"
+            % (value, guids[value]),
+            line,
+        )
     else:
         guids[value] = index
     if perma != "false":
         problem = _full_uri_problem(value, "guid")
         if problem or value.lower().startswith(("tag:", "urn:")):
-            report.add(w, "InvalidHttpGUID",
-                       "guid must be a full URL, unless isPermaLink attribute is false: %r" % value, line)
+            report.add(
+                w,
+                "InvalidHttpGUID",
+                "guid must be a full URL, unless isPermaLink attribute is false: %r" % value,
+                line,
+            )
     elif len(value) < 9 and value.isdigit():
-        report.add(w, "NotSufficientlyUnique", "The specified guid is not sufficiently unique: %r" % value, line)
+        report.add(
+            w, "NotSufficientlyUnique", "The specified guid is not sufficiently unique: %r" % value, line
+        )
 
 
 def _check_rss_enclosure(report, w, enc):
@@ -1272,27 +1512,63 @@ def _check_rss_enclosure(report, w, enc):
     if length is None:
         report.add(w, "MissingAttribute", "Missing enclosure attribute: length", line)
     elif not re.match(r"^\d+$", length.strip()):
-        report.add(w, "InvalidIntegerAttribute", "length attribute of enclosure must be a non-negative integer: %r" % length, line)
+        report.add(
+            w,
+            "InvalidIntegerAttribute",
+            "length attribute of enclosure must be a non-negative integer: %r" % length,
+            line,
+        )
     etype = enc.get("type")
     if etype is None:
         report.add(w, "MissingAttribute", "Missing enclosure attribute: type", line)
     elif not _MIME_RE.match(etype):
-        report.add(w, "InvalidMIMEAttribute", "type attribute of enclosure must be a valid MIME type: %r" % etype, line)
+        report.add(
+            w,
+            "InvalidMIMEAttribute",
+            "type attribute of enclosure must be a valid MIME type: %r" % etype,
+            line,
+        )
 
 
 # ---------------------------------------------------------------------------
 # Atom 1.0
 # ---------------------------------------------------------------------------
 
+
 def _a(name):
     return "{%s}%s" % (ATOM_NS, name)
 
 
-_ATOM_FEED_KNOWN = {"author", "category", "contributor", "generator", "icon", "id", "link", "logo",
-                    "rights", "subtitle", "title", "updated", "entry"}
+_ATOM_FEED_KNOWN = {
+    "author",
+    "category",
+    "contributor",
+    "generator",
+    "icon",
+    "id",
+    "link",
+    "logo",
+    "rights",
+    "subtitle",
+    "title",
+    "updated",
+    "entry",
+}
 _ATOM_FEED_ONCE = ["generator", "icon", "id", "logo", "rights", "subtitle", "title", "updated"]
-_ATOM_ENTRY_KNOWN = {"author", "category", "content", "contributor", "id", "link", "published",
-                     "rights", "source", "summary", "title", "updated"}
+_ATOM_ENTRY_KNOWN = {
+    "author",
+    "category",
+    "content",
+    "contributor",
+    "id",
+    "link",
+    "published",
+    "rights",
+    "source",
+    "summary",
+    "title",
+    "updated",
+}
 _ATOM_ENTRY_ONCE = ["content", "id", "published", "rights", "source", "summary", "title", "updated"]
 
 
@@ -1318,7 +1594,9 @@ def _atom_entry_label(index, entry):
 def _check_atom_date(report, w, el, name):
     value = _text(el)
     if value != value.strip():
-        report.add(w, "UnexpectedWhitespace", "Whitespace not permitted in %s: %r" % (name, value), el.sourceline)
+        report.add(
+            w, "UnexpectedWhitespace", "Whitespace not permitted in %s: %r" % (name, value), el.sourceline
+        )
         value = value.strip()
     report.addp(w, _rfc3339_problem(value, name), el.sourceline)
 
@@ -1361,16 +1639,27 @@ def _check_text_construct(report, w, el, name, *, content=False):
             if (el.text or "").strip() or children:
                 report.add(w, "InvalidContent", "content with a src attribute must be empty", line)
         if ctype in ("text", "html", "xhtml") and el.get("type") is not None:
-            report.add(w, "InvalidMIMEType", "content with src must have a MIME media type, not %r" % ctype, line)
+            report.add(
+                w, "InvalidMIMEType", "content with src must have a MIME media type, not %r" % ctype, line
+            )
         return
     if ctype not in ("text", "html", "xhtml"):
         if not content and "/" in ctype:
-            report.add(w, "InvalidTextType", 'type attribute of %s must be "text", "html", or "xhtml", not %r'
-                       % (name, ctype), line)
+            report.add(
+                w,
+                "InvalidTextType",
+                'type attribute of %s must be "text", "html", or "xhtml", not %r' % (name, ctype),
+                line,
+            )
             return
         if not content or not _MIME_RE.match(ctype) or ctype.lower().startswith("multipart/"):
-            report.add(w, "InvalidMIMEType", "%s type attribute is not a valid %s: %r"
-                       % (name, "MIME type" if content else '"text", "html" or "xhtml" value', ctype), line)
+            report.add(
+                w,
+                "InvalidMIMEType",
+                "%s type attribute is not a valid %s: %r"
+                % (name, "MIME type" if content else '"text", "html" or "xhtml" value', ctype),
+                line,
+            )
             return
         _check_mime_content(report, w, el, name, ctype, children, allow_relative=xml_base)
         return
@@ -1378,26 +1667,44 @@ def _check_text_construct(report, w, el, name, *, content=False):
         divs = [c for c in children if c.tag == "{%s}div" % XHTML_NS]
         stray_text = (el.text or "").strip() or any((c.tail or "").strip() for c in children)
         if len(children) != 1 or len(divs) != 1 or stray_text:
-            report.add(w, "MissingXhtmlDiv", "%s of type xhtml must contain exactly one xhtml:div element" % name, line)
+            report.add(
+                w,
+                "MissingXhtmlDiv",
+                "%s of type xhtml must contain exactly one xhtml:div element" % name,
+                line,
+            )
         for child in children:
             if etree.QName(child).localname == "div" and child.tag != "{%s}div" % XHTML_NS:
-                report.add(w, "NotHtml", "%s: div is in an unexpected namespace %r (must be %s)"
-                           % (name, etree.QName(child).namespace, XHTML_NS), child.sourceline)
+                report.add(
+                    w,
+                    "NotHtml",
+                    "%s: div is in an unexpected namespace %r (must be %s)"
+                    % (name, etree.QName(child).namespace, XHTML_NS),
+                    child.sourceline,
+                )
         for div in divs:
             _check_xhtml_tree(report, w, div, name, allow_relative=xml_base)
         if not _text(el).strip() and not any(_elements(d) for d in divs):
             report.add(w, "NotBlank", "%s should not be blank" % name, line)
         return
     if children:
-        report.add(w, "UndefinedElement",
-                   "Undefined %s element: %s (escape the markup and use type=\"html\")" % (name, _qname(children[0])), line)
+        report.add(
+            w,
+            "UndefinedElement",
+            'Undefined %s element: %s (escape the markup and use type="html")' % (name, _qname(children[0])),
+            line,
+        )
     if ctype == "html":
         _check_html_field(report, w, name, text, line, allow_relative=xml_base)
     else:
         found = _contains_html(text, report.raw(el))
         if found:
-            report.add(w, "ContainsUndeclaredHTML",
-                       "%s should not contain HTML unless declared in the type attribute (found %s)" % (name, found), line)
+            report.add(
+                w,
+                "ContainsUndeclaredHTML",
+                "%s should not contain HTML unless declared in the type attribute (found %s)" % (name, found),
+                line,
+            )
     if not text.strip() and not children:
         report.add(w, "NotBlank", "%s should not be blank" % name, line)
 
@@ -1432,8 +1739,12 @@ def _check_mime_content(report, w, el, name, ctype, children, *, allow_relative)
     else:
         found = _contains_html(value, report.raw(el))
         if found:
-            report.add(w, "ContainsUndeclaredHTML",
-                       "%s should not contain HTML unless declared in the type attribute (found %s)" % (name, found), line)
+            report.add(
+                w,
+                "ContainsUndeclaredHTML",
+                "%s should not contain HTML unless declared in the type attribute (found %s)" % (name, found),
+                line,
+            )
 
 
 def _check_xhtml_tree(report, w, top, name, *, allow_relative, xhtml_only=False):
@@ -1446,7 +1757,12 @@ def _check_xhtml_tree(report, w, top, name, *, allow_relative, xhtml_only=False)
         line = el.sourceline
         if q.namespace is None:
             if not xhtml_only:
-                report.add(w, "MissingNamespace", "Missing namespace for %s inside %s xhtml:div" % (q.localname, name), line)
+                report.add(
+                    w,
+                    "MissingNamespace",
+                    "Missing namespace for %s inside %s xhtml:div" % (q.localname, name),
+                    line,
+                )
             continue
         if q.namespace == XHTML_NS:
             if q.localname not in _HTML_TAGS:
@@ -1491,17 +1807,34 @@ def _check_atom_person(report, w, person, role):
         value = _text(child)
         if q.localname == "email":
             if not _addr_spec_ok(value.strip()):
-                report.add(w, "InvalidAddrSpec", "%s email must be an email address: %r" % (role, value), child.sourceline)
+                report.add(
+                    w,
+                    "InvalidAddrSpec",
+                    "%s email must be an email address: %r" % (role, value),
+                    child.sourceline,
+                )
         elif q.localname == "uri":
             report.addp(w, _uri_ref_problem(value, "%s uri" % role), child.sourceline)
             if not _SCHEME_RE.match(value.strip()) and not _xml_base_in_scope(child):
-                report.add(w, "RelativeLink", "%s uri %r is relative and no xml:base is in scope" % (role, value), child.sourceline)
+                report.add(
+                    w,
+                    "RelativeLink",
+                    "%s uri %r is relative and no xml:base is in scope" % (role, value),
+                    child.sourceline,
+                )
         elif q.localname == "name":
             found = _contains_html(value)
             if found:
-                report.add(w, "ContainsHTML", "%s name should not contain HTML (found %s)" % (role, found), child.sourceline)
+                report.add(
+                    w,
+                    "ContainsHTML",
+                    "%s name should not contain HTML (found %s)" % (role, found),
+                    child.sourceline,
+                )
         else:
-            report.add(w, "UndefinedElement", "Undefined %s element: %s" % (role, q.localname), child.sourceline)
+            report.add(
+                w, "UndefinedElement", "Undefined %s element: %s" % (role, q.localname), child.sourceline
+            )
 
 
 def _check_atom_category(report, w, cat):
@@ -1527,8 +1860,12 @@ def _check_alternate_dupes(report, w, links):
             continue
         key = (link.get("type"), link.get("hreflang"))
         if key in seen:
-            report.add(w, "DuplicateAtomLink",
-                       "Duplicate alternate links with the same type and hreflang (%s, %s)" % key, link.sourceline)
+            report.add(
+                w,
+                "DuplicateAtomLink",
+                "Duplicate alternate links with the same type and hreflang (%s, %s)" % key,
+                link.sourceline,
+            )
         seen.add(key)
 
 
@@ -1541,7 +1878,12 @@ def _check_atom_metadata(report, w, parent, *, self_url=None, source=False):
         cq = etree.QName(child)
         line = child.sourceline
         if cq.namespace is None:
-            report.add(w, "UndefinedElement", "Undefined %s element: %s (not in a namespace)" % (kind, cq.localname), line)
+            report.add(
+                w,
+                "UndefinedElement",
+                "Undefined %s element: %s (not in a namespace)" % (kind, cq.localname),
+                line,
+            )
             continue
         if cq.namespace != ATOM_NS:
             continue  # extension element
@@ -1577,7 +1919,12 @@ def _check_atom_metadata(report, w, parent, *, self_url=None, source=False):
             if child.get("uri") is not None:
                 report.addp(w, _uri_ref_problem(child.get("uri"), "generator uri"), line)
             if _elements(child):
-                report.add(w, "UndefinedElement", "Undefined generator element: %s" % _qname(_elements(child)[0]), line)
+                report.add(
+                    w,
+                    "UndefinedElement",
+                    "Undefined generator element: %s" % _qname(_elements(child)[0]),
+                    line,
+                )
             elif not _text(child).strip():
                 report.add(w, "NotBlank", "generator should not be blank", line)
             found = _contains_html(_text(child), report.raw(child))
@@ -1595,13 +1942,22 @@ def check_atom(data: bytes, *, self_url: str | None = None) -> list[str]:
         return report.errors
     q = etree.QName(root)
     if q.localname != "feed":
-        report.add("document", "UndefinedElement", "root element must be atom:feed, not %s" % _qname(root), root.sourceline)
+        report.add(
+            "document",
+            "UndefinedElement",
+            "root element must be atom:feed, not %s" % _qname(root),
+            root.sourceline,
+        )
         return report.errors
     if q.namespace is None:
-        report.add("feed", "MissingNamespace", "Missing namespace for feed (xmlns=\"%s\")" % ATOM_NS, root.sourceline)
+        report.add(
+            "feed", "MissingNamespace", 'Missing namespace for feed (xmlns="%s")' % ATOM_NS, root.sourceline
+        )
         return report.errors
     if q.namespace != ATOM_NS:
-        report.add("feed", "InvalidNamespace", "feed is in an invalid namespace: %s" % q.namespace, root.sourceline)
+        report.add(
+            "feed", "InvalidNamespace", "feed is in an invalid namespace: %s" % q.namespace, root.sourceline
+        )
         return report.errors
     feed = root
     w = "feed"
@@ -1635,8 +1991,11 @@ def _check_atom_entry(report, index, entry, feed_has_author, ids):
         if entry.find(_a(name)) is None:
             report.add(w, "MissingElement", "Missing entry element: %s" % name, line)
     source = entry.find(_a("source"))
-    if entry.find(_a("author")) is None and not feed_has_author and \
-            (source is None or source.find(_a("author")) is None):
+    if (
+        entry.find(_a("author")) is None
+        and not feed_has_author
+        and (source is None or source.find(_a("author")) is None)
+    ):
         report.add(w, "MissingElement", "Missing entry element: author (no author on the feed either)", line)
 
     links = []
@@ -1645,7 +2004,12 @@ def _check_atom_entry(report, index, entry, feed_has_author, ids):
         cq = etree.QName(child)
         cline = child.sourceline
         if cq.namespace is None:
-            report.add(w, "UndefinedElement", "Undefined entry element: %s (not in a namespace)" % cq.localname, cline)
+            report.add(
+                w,
+                "UndefinedElement",
+                "Undefined entry element: %s (not in a namespace)" % cq.localname,
+                cline,
+            )
             continue
         if cq.namespace != ATOM_NS:
             continue
@@ -1656,8 +2020,12 @@ def _check_atom_entry(report, index, entry, feed_has_author, ids):
             value = _check_atom_id(report, w, child)
             if value:
                 if value in ids:
-                    report.add(w, "DuplicateEntries",
-                               "Two entries with the same id %r (also entry[%d])" % (value, ids[value]), cline)
+                    report.add(
+                        w,
+                        "DuplicateEntries",
+                        "Two entries with the same id %r (also entry[%d])" % (value, ids[value]),
+                        cline,
+                    )
                 else:
                     ids[value] = index
         elif local in ("updated", "published"):
@@ -1683,13 +2051,21 @@ def _check_atom_entry(report, index, entry, feed_has_author, ids):
         if not has_alternate:
             report.add(w, "MissingContentOrAlternate", "Missing content or alternate link", line)
         if not has_summary:
-            report.add(w, "MissingTextualContent", "Missing textual content (no content and no summary)", line)
+            report.add(
+                w, "MissingTextualContent", "Missing textual content (no content and no summary)", line
+            )
     elif not has_summary:
         ctype = content.get("type", "text")
-        binary = "/" in ctype and not (ctype.endswith("+xml") or ctype.endswith("/xml") or ctype.startswith("text/"))
+        binary = "/" in ctype and not (
+            ctype.endswith("+xml") or ctype.endswith("/xml") or ctype.startswith("text/")
+        )
         if content.get("src") is not None or binary:
-            report.add(w, "MissingSummary",
-                       "Missing summary (required when content has src or is base64 encoded)", line)
+            report.add(
+                w,
+                "MissingSummary",
+                "Missing summary (required when content has src or is base64 encoded)",
+                line,
+            )
 
 
 # ---------------------------------------------------------------------------
@@ -1697,12 +2073,41 @@ def _check_atom_entry(report, index, entry, feed_has_author, ids):
 # ---------------------------------------------------------------------------
 
 JSONFEED_VERSION = "https://jsonfeed.org/version/1.1"
-_JF_TOP_KEYS = {"version", "title", "home_page_url", "feed_url", "description", "user_comment",
-                "next_url", "icon", "favicon", "authors", "author", "language", "expired",
-                "hubs", "items"}
-_JF_ITEM_KEYS = {"id", "url", "external_url", "title", "content_html", "content_text", "summary",
-                 "image", "banner_image", "date_published", "date_modified", "authors", "author",
-                 "tags", "language", "attachments"}
+_JF_TOP_KEYS = {
+    "version",
+    "title",
+    "home_page_url",
+    "feed_url",
+    "description",
+    "user_comment",
+    "next_url",
+    "icon",
+    "favicon",
+    "authors",
+    "author",
+    "language",
+    "expired",
+    "hubs",
+    "items",
+}
+_JF_ITEM_KEYS = {
+    "id",
+    "url",
+    "external_url",
+    "title",
+    "content_html",
+    "content_text",
+    "summary",
+    "image",
+    "banner_image",
+    "date_published",
+    "date_modified",
+    "authors",
+    "author",
+    "tags",
+    "language",
+    "attachments",
+}
 
 
 class _DuplicateKey(ValueError):
@@ -1765,8 +2170,7 @@ def _jf_authors(report, w, obj):
             for i, author in enumerate(authors):
                 _jf_author(report, "%s authors[%d]" % (w, i), author)
     elif "author" in obj:
-        report.add(w, "DeprecatedAuthor",
-                   "'author' is deprecated in JSON Feed 1.1; use 'authors' (an array)")
+        report.add(w, "DeprecatedAuthor", "'author' is deprecated in JSON Feed 1.1; use 'authors' (an array)")
         _jf_author(report, "%s author" % w, obj["author"])
 
 
@@ -1802,8 +2206,12 @@ def check_json_feed(data: bytes, *, self_url: str | None = None) -> list[str]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        report.add("document", "UnicodeError", "document is not valid UTF-8 (%s)" % exc.reason,
-                   data.count(b"\n", 0, exc.start) + 1)
+        report.add(
+            "document",
+            "UnicodeError",
+            "document is not valid UTF-8 (%s)" % exc.reason,
+            data.count(b"\n", 0, exc.start) + 1,
+        )
         return report.errors
     try:
         feed = json.loads(text, object_pairs_hook=_json_pairs, parse_constant=_bad_constant)
@@ -1824,12 +2232,18 @@ def check_json_feed(data: bytes, *, self_url: str | None = None) -> list[str]:
     _jf_url(report, w, feed, "home_page_url")
     feed_url = _jf_url(report, w, feed, "feed_url")
     if "feed_url" not in feed:
-        report.add(w, "MissingFeedUrl",
-                   "'feed_url' is missing (strongly recommended by the spec; it is the JSON Feed "
-                   "equivalent of atom:link rel=\"self\")")
+        report.add(
+            w,
+            "MissingFeedUrl",
+            "'feed_url' is missing (strongly recommended by the spec; it is the JSON Feed "
+            'equivalent of atom:link rel="self")',
+        )
     if feed_url is not None and self_url is not None and _norm_url(feed_url) != _norm_url(self_url):
-        report.add(w, "SelfDoesntMatchLocation",
-                   "feed_url %r doesn't match document location %r" % (feed_url, self_url))
+        report.add(
+            w,
+            "SelfDoesntMatchLocation",
+            "feed_url %r doesn't match document location %r" % (feed_url, self_url),
+        )
     for key in ("description", "user_comment"):
         _jf_string(report, w, feed, key)
     for key in ("next_url", "icon", "favicon"):
@@ -1879,8 +2293,12 @@ def _check_jf_item(report, index, item, ids):
     elif not item["id"].strip():
         report.add(w, "NotBlank", "'id' should not be blank")
     elif item["id"] in ids:
-        report.add(w, "DuplicateValue",
-                   "id values must be unique within the feed (%r also used by items[%d])" % (item["id"], ids[item["id"]]))
+        report.add(
+            w,
+            "DuplicateValue",
+            "id values must be unique within the feed (%r also used by items[%d])"
+            % (item["id"], ids[item["id"]]),
+        )
     else:
         ids[item["id"]] = index
     _jf_url(report, w, item, "url")
@@ -1926,12 +2344,18 @@ def _check_jf_item(report, index, item, ids):
                     report.add(aw, "InvalidMIMEType", "mime_type is not a valid MIME type: %r" % mime)
                 _jf_string(report, aw, att, "title")
                 for key in ("size_in_bytes", "duration_in_seconds"):
-                    if key in att and (isinstance(att[key], bool) or not isinstance(att[key], (int, float))
-                                       or att[key] < 0):
+                    if key in att and (
+                        isinstance(att[key], bool) or not isinstance(att[key], (int, float)) or att[key] < 0
+                    ):
                         report.add(aw, "InvalidType", "%r must be a non-negative number" % key)
                 for key in att:
-                    if key not in ("url", "mime_type", "title", "size_in_bytes", "duration_in_seconds") \
-                            and not key.startswith("_"):
+                    if key not in (
+                        "url",
+                        "mime_type",
+                        "title",
+                        "size_in_bytes",
+                        "duration_in_seconds",
+                    ) and not key.startswith("_"):
                         report.add(aw, "UnknownField", "unknown attachment field %r" % key)
     for key in item:
         if key not in _JF_ITEM_KEYS and not key.startswith("_"):

@@ -20,7 +20,7 @@ def test_init_then_build(tmp_path, run_cli):
     assert {p.name for p in root.iterdir()} == {"publisher.toml", "content", ".gitignore"}
     result = run_cli("-C", str(root), "build")
     assert result.exit_code == 0, result.stderr
-    assert "Built 1 issues" in result.stdout and "dist/" in result.stdout
+    assert "Built 1 issue " in result.stdout and "dist/" in result.stdout
     assert (root / "dist" / "index.html").read_text().count('class="issue-item"') == 1
     again = run_cli("-C", str(tmp_path), "init", "letter")
     assert again.exit_code == 1 and "already exists" in again.stderr
@@ -61,7 +61,7 @@ def test_build_flags(newsletter, run_cli):
     newsletter.issue("d.md", "title: D\ndate: 2026-11-20\ndraft: true\n")
     newsletter.issue("f.md", "title: F\ndate: 2030-01-01\n")
     result = run_cli("-C", str(newsletter.root), "build")
-    assert "Built 1 issues" in result.stdout
+    assert "Built 1 issue " in result.stdout
     assert "1 draft (use --drafts) and 1 scheduled issue (use --future)" in result.stdout
     out = newsletter.root / "elsewhere"
     result = run_cli("-C", str(newsletter.root), "build", "--drafts", "--future", "--output", str(out))
@@ -72,7 +72,7 @@ def test_build_flags(newsletter, run_cli):
 def test_check_reports_ok_and_writes_nothing(newsletter, run_cli):
     newsletter.issue("a.md")
     result = run_cli("-C", str(newsletter.root), "check")
-    assert result.exit_code == 0 and "OK: 1 issues" in result.stdout
+    assert result.exit_code == 0 and "OK: 1 issue " in result.stdout
     assert not (newsletter.root / "dist").exists()
 
 

@@ -184,6 +184,16 @@ def test_good_json_has_no_errors():
         ('<guid isPermaLink="true">https://example.com/p/0</guid>', "<guid>https://example.com/p/0</guid>"),
         ("<language>zh-CN</language>", "<language>en-us</language>"),
         ("<category>AI</category>", '<category domain="https://example.com/tags">AI</category>'),
+        # RSS Profile: hex character references for a literal '&' in a title are fine
+        ("<title>第 0 期：大模型周报</title>", "<title><![CDATA[Q&#x26;A 第 0 期]]></title>"),
+        ("<author>lisi@example.com (李四)</author>",
+         "<author>mailto:lisi%40example.com%20%28%E6%9D%8E%E5%9B%9B%29</author>"),
+        ("<author>lisi@example.com (李四)</author>", "<author>李四 &lt;lisi@example.com&gt;</author>"),
+        ("配图", '配图" style="color: red; padding: 0 16px; text-align:center'),
+        ("<link>https://example.com/</link>",
+         "<link>https://example.com/</link><ttl>60</ttl><skipHours><hour>0</hour><hour>23</hour></skipHours>"
+         "<skipDays><day>Sunday</day></skipDays><image><url>https://example.com/logo.png</url>"
+         "<title>AI 日报</title><link>https://example.com/</link><width>144</width></image>"),
     ],
 )
 def test_rss_valid_variants(old, new):
@@ -194,6 +204,13 @@ def test_atom_relative_refs_allowed_with_xml_base():
     data = sub(good_atom(), '<content type="html">&lt;p&gt;本期要点：&lt;a href="https://example.com/p/0#top"',
                '<content type="html" xml:base="https://example.com/p/">&lt;p&gt;本期要点：&lt;a href="0#top"')
     assert feedcheck.check_atom(data) == []
+
+
+def test_atom_relative_self_allowed_with_absolute_xml_base():
+    data = sub(good_atom(), '<link href="https://example.com/atom.xml" rel="self"/>',
+               '<link xml:base="https://example.com/" href="atom.xml" '
+               'rel="http://www.iana.org/assignments/relation/self" type="application/atom+xml"/>')
+    assert feedcheck.check_atom(data, self_url=ATOM_URL) == []
 
 
 def test_atom_xhtml_content_is_accepted():
@@ -303,6 +320,20 @@ RSS_CASES = [
     ("metadata after items", lambda d: sub(d, "</channel>", "<ttl>60</ttl></channel>"), "MisplacedItem", ("ttl",)),
     ("bad ttl", lambda d: sub(d, CHANNEL_LINK, CHANNEL_LINK + "<ttl>soon</ttl>"), "InvalidPositiveInteger", ()),
     ("bad managingEditor", lambda d: sub(d, CHANNEL_LINK, CHANNEL_LINK + "<managingEditor>编辑部</managingEditor>"), "InvalidContact", ("managingEditor",)),
+    ("image blank title", lambda d: sub(d, CHANNEL_LINK, CHANNEL_LINK + "<image><url>https://example.com/a.png</url>"
+                                        "<title></title><link>https://example.com/</link></image>"), "NotBlank", ("image title",)),
+    ("image too wide", lambda d: sub(d, CHANNEL_LINK, CHANNEL_LINK + "<image><url>https://example.com/a.png</url><title>t</title>"
+                                     "<link>https://example.com/</link><width>600</width></image>"), "InvalidWidth", ()),
+    ("textInput without name", lambda d: sub(d, CHANNEL_LINK, CHANNEL_LINK + "<textInput><title>t</title><description>d</description>"
+                                             "<link>https://example.com/s</link></textInput>"), "MissingElement", ("name",)),
+    ("skipHours 24", lambda d: sub(d, CHANNEL_LINK, CHANNEL_LINK + "<skipHours><hour>24</hour></skipHours>"), "InvalidHour", ()),
+    ("skipDays duplicate", lambda d: sub(d, CHANNEL_LINK, CHANNEL_LINK + "<skipDays><day>Monday</day><day>Monday</day></skipDays>"),
+     "DuplicateValue", ()),
+    ("skipDays chinese", lambda d: sub(d, CHANNEL_LINK, CHANNEL_LINK + "<skipDays><day>星期一</day></skipDays>"), "InvalidDay", ()),
+    ("cloud port", lambda d: sub(d, CHANNEL_LINK, CHANNEL_LINK + '<cloud domain="rpc.example.com" port="-1" path="/RPC2" '
+                                 'registerProcedure="p" protocol="xml-rpc"/>'), "InvalidIntegerAttribute", ()),
+    ("duplicate dc:language", lambda d: sub(d, CHANNEL_LINK, CHANNEL_LINK + "<dc:language>zh</dc:language>" * 2),
+     "DuplicateElement", ("dc:language",)),
     ("image without url", lambda d: sub(d, CHANNEL_LINK, CHANNEL_LINK + "<image><title>t</title><link>https://example.com/</link></image>"), "MissingElement", ("image", "url")),
     # language
     ("language cn", lambda d: sub(d, "<language>zh-CN</language>", "<language>cn</language>"), "InvalidLanguage", ("'cn'",)),
@@ -321,6 +352,10 @@ RSS_CASES = [
     ("timezone +2500", lambda d: sub(d, LBD, "<lastBuildDate>Mon, 05 Jan 2026 08:00:00 +2500</lastBuildDate>"), "InvalidRFC2822Date", ()),
     ("missing timezone", lambda d: sub(d, LBD, "<lastBuildDate>Mon, 05 Jan 2026 08:00:00</lastBuildDate>"), "InvalidRFC2822Date", ()),
     ("epoch date", lambda d: sub(d, LBD, "<lastBuildDate>Thu, 01 Jan 1970 00:00:00 +0000</lastBuildDate>"), "ImplausibleDate", ()),
+    ("rfc822 comments", lambda d: sub(d, LBD, "<lastBuildDate>Mon, 05 Jan 2026 08:00:00 +0000 (UTC)</lastBuildDate>"),
+     "ProblematicalRFC822Date", ()),
+    ("odd zone minutes", lambda d: sub(d, LBD, "<lastBuildDate>Mon, 05 Jan 2026 08:00:00 +0545</lastBuildDate>"),
+     "ProblematicalRFC822Date", ()),
     ("bad item pubDate", lambda d: sub(d, PUB0, "<pubDate>2026-01-01T08:00:00Z</pubDate>"), "InvalidRFC2822Date", (ITEM0, "pubDate")),
     # atom:link rel=self
     ("missing self link", lambda d: sub(d, SELF_LINK, ""), "MissingAtomSelfLink", ("channel",)),
@@ -352,6 +387,8 @@ RSS_CASES = [
     ("short numeric guid", lambda d: sub(d, GUID0, '<guid isPermaLink="false">42</guid>'), "NotSufficientlyUnique", ()),
     ("empty category", lambda d: sub(d, "<category>AI</category>", "<category></category>"), "NotBlank", ("category",)),
     ("author not email", lambda d: sub(d, "<author>lisi@example.com (李四)</author>", "<author>李四</author>"), "InvalidContact", (ITEM1, "author")),
+    ("author name with html", lambda d: sub(d, "<author>lisi@example.com (李四)</author>",
+                                            "<author>lisi@example.com (&lt;b&gt;李四&lt;/b&gt;)</author>"), "ContainsHTML", ()),
     ("author bad email", lambda d: sub(d, "<author>lisi@example.com (李四)</author>", "<author>lisi@ (李四)</author>"), "InvalidContact", ()),
     ("bad enclosure", lambda d: sub(d, LINK0, LINK0 + '<enclosure url="a.mp3" type="audio" />'), "MissingAttribute", ("length",)),
     ("bad enclosure url", lambda d: sub(d, LINK0, LINK0 + '<enclosure url="a.mp3" length="1" type="audio/mpeg" />'), "InvalidFullLink", ("enclosure url",)),
@@ -378,6 +415,11 @@ RSS_CASES = [
     ("iframe in content", lambda d: sub(d, ENC0, '&lt;iframe src="https://example.com/"&gt;&lt;/iframe&gt;' + ENC0), "SecurityRisk", ("iframe",)),
     ("onclick in content", lambda d: sub(d, ENC0, ENC0.replace("&gt;", ' onclick="x()"&gt;')), "SecurityRiskAttr", ("onclick",)),
     ("javascript url", lambda d: sub(d, ENC0, '&lt;a href="javascript:alert(1)"&gt;'), "SecurityRisk", ("javascript",)),
+    ("unsafe css property", lambda d: sub(d, "配图", '配图" style="position: absolute; max-width: 100%'),
+     "DangerousStyleAttr", ("position",)),
+    ("import processing instruction",
+     lambda d: sub(d, DESC0, '<description>&lt;?import namespace="t" implementation="#default#time2"&gt;x</description>'),
+     "SecurityRisk", ("import",)),
     ("dangerous style", lambda d: sub(d, ENC0, ENC0.replace("&gt;", ' style="background:url(https://x/)"&gt;')), "DangerousStyleAttr", ()),
     ("truncated html", lambda d: sub(d, DESC0, "<description>&lt;p&gt;摘要 &lt;a href=\"https://ex</description>"), "NotHtml", ("truncated",)),
     ("unclosed html", lambda d: sub(d, DESC0, "<description>&lt;b&gt;摘要</description>"), "NotHtml", ("unclosed <b>",)),
@@ -450,6 +492,12 @@ ATOM_CASES = [
     ("relative feed id", lambda d: sub(d, A_FEED_ID, "<id>/feed</id>"), "InvalidFullLink", ("feed",)),
     ("feed id whitespace", lambda d: sub(d, A_FEED_ID, "<id> https://example.com/ </id>"), "UnexpectedWhitespace", ()),
     ("non canonical id", lambda d: sub(d, A_FEED_ID, "<id>HTTPS://Example.com</id>"), "NonCanonicalURI", ()),
+    ("id without trailing slash", lambda d: sub(d, A_FEED_ID, "<id>https://example.com</id>"), "NonCanonicalURI",
+     ("https://example.com/",)),
+    ("id with default port", lambda d: sub(d, A_FEED_ID, "<id>https://example.com:443/</id>"), "NonCanonicalURI", ()),
+    ("id with lower-case escapes", lambda d: sub(d, E0_ID, "<id>https://example.com/p/%e6%96%87</id>"), "NonCanonicalURI",
+     ("%E6%96%87",)),
+    ("id with dot segment", lambda d: sub(d, E0_ID, "<id>https://example.com/./p/0</id>"), "NonCanonicalURI", ()),
     ("bad tag id", lambda d: sub(d, A_FEED_ID, "<id>tag:example.com:feed</id>"), "InvalidTAG", ()),
     ("feed updated bad month", lambda d: sub(d, A_FEED_UPDATED, "<updated>2026-13-01T00:00:00Z</updated>"), "InvalidRFC3339Date", ("feed", "updated")),
     ("feed updated date only", lambda d: sub(d, A_FEED_UPDATED, "<updated>2026-01-05</updated>"), "InvalidRFC3339Date", ()),
@@ -464,6 +512,12 @@ ATOM_CASES = [
     ("link without href", lambda d: sub(d, A_ALT, '<link rel="alternate" type="text/html"/>'), "MissingHref", ()),
     ("bad link type", lambda d: sub(d, A_ALT, '<link href="https://example.com/" rel="alternate" type="html"/>'), "InvalidMIMEType", ()),
     ("unregistered rel", lambda d: sub(d, A_ALT, '<link href="https://example.com/" rel="homepage"/>'), "UnregisteredAtomLinkRel", ()),
+    ("link title with html", lambda d: sub(d, A_ALT, A_ALT.replace("/>", ' title="&lt;b&gt;首页&lt;/b&gt;"/>')), "ContainsHTML", ()),
+    ("entry self link not atom",
+     lambda d: sub(d, E0_LINK, E0_LINK + '<link rel="self" type="text/html" href="https://example.com/p/0"/>'),
+     "SelfNotAtom", (ENTRY0,)),
+    ("generator with html", lambda d: sub(d, ">python-feedgen</generator>", ">python-feedgen &lt;b&gt;1&lt;/b&gt;</generator>"),
+     "ContainsHTML", ("generator",)),
     ("link with text", lambda d: sub(d, A_ALT, '<link href="https://example.com/" rel="alternate">首页</link>'), "AtomLinkNotEmpty", ()),
     ("bad title type", lambda d: sub(d, A_FEED_TITLE, f'<title type="text/plain">{FEED_TITLE}</title>'), "InvalidTextType", ()),
     ("title with undeclared html", lambda d: sub(d, A_FEED_TITLE, "<title>AI &lt;b&gt;日报&lt;/b&gt;</title>"), "ContainsUndeclaredHTML", ()),
@@ -495,6 +549,35 @@ ATOM_CASES = [
     ("content src without summary", lambda d: sub(_drop_entry0_content(d), E0_SUMMARY, '<content src="https://example.com/p/0" type="text/html"/>'), "MissingSummary", ()),
     ("feedgen CDATA content type", lambda d: sub(d, E0_CONTENT_START, '<content type="CDATA">'), "InvalidMIMEType", (ENTRY0,)),
     ("html content with raw elements", lambda d: sub(d, E0_SUMMARY, '<summary type="html"><p xmlns="http://www.w3.org/1999/xhtml">x</p></summary>'), "UndefinedElement", ("summary",)),
+    ("blank summary", lambda d: sub(d, E0_SUMMARY, "<summary></summary>"), "NotBlank", ("summary",)),
+    ("empty content", lambda d: sub(_drop_entry0_content(d), E0_SUMMARY, E0_SUMMARY + "<content/>"), "NotBlank", ("content",)),
+    ("blank type attribute", lambda d: sub(d, E0_SUMMARY, '<summary type="">x</summary>'), "AttrNotBlank", ("type",)),
+    ("multipart content", lambda d: sub(d, E0_CONTENT_START, '<content type="multipart/alternative">'), "InvalidMIMEType", ()),
+    ("text/html content with script",
+     lambda d: sub(d, E0_CONTENT_START, '<content type="text/html">&lt;script&gt;x()&lt;/script&gt;'), "SecurityRisk", ("script",)),
+    ("base64 html content with script",
+     lambda d: sub(_drop_entry0_content(d), E0_SUMMARY,
+                   E0_SUMMARY + '<content type="application/html">PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==</content>'),
+     "SecurityRisk", ("script",)),
+    ("not base64", lambda d: sub(_drop_entry0_content(d), E0_SUMMARY, E0_SUMMARY + '<content type="application/pdf">不是 base64</content>'),
+     "NotBase64", ()),
+    ("xhtml div wrong namespace", lambda d: sub(d, E0_SUMMARY, '<summary type="xhtml"><div>x</div></summary>'), "NotHtml", ("namespace",)),
+    ("feed element inside xhtml",
+     lambda d: sub(d, E0_SUMMARY, '<summary type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">'
+                                  '<title xmlns="http://www.w3.org/2005/Atom">x</title></div></summary>'),
+     "UndefinedElement", ()),
+    ("xhtml unsafe style",
+     lambda d: sub(d, E0_SUMMARY, '<summary type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">'
+                                  '<p style="position:fixed">x</p></div></summary>'),
+     "DangerousStyleAttr", ()),
+    ("source with two titles",
+     lambda d: sub(d, E0_CAT, E0_CAT + "<source><id>https://other.example.com/</id><title>a</title><title>b</title></source>"),
+     "DuplicateElement", ("source", "title")),
+    ("source with entry", lambda d: sub(d, E0_CAT, E0_CAT + "<source><id>https://other.example.com/</id><entry/></source>"),
+     "UndefinedElement", ("source", "entry")),
+    ("source with bad updated",
+     lambda d: sub(d, E0_CAT, E0_CAT + "<source><id>https://other.example.com/</id><updated>yesterday</updated></source>"),
+     "InvalidRFC3339Date", ()),
     ("xhtml without div", lambda d: sub(d, E0_SUMMARY, '<summary type="xhtml">摘要</summary>'), "MissingXhtmlDiv", (ENTRY0,)),
     ("xhtml with p not div", lambda d: sub(d, E0_SUMMARY, '<summary type="xhtml"><p xmlns="http://www.w3.org/1999/xhtml">x</p></summary>'), "MissingXhtmlDiv", ()),
     ("xhtml script", lambda d: sub(d, E0_SUMMARY, '<summary type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml"><script>x()</script></div></summary>'), "SecurityRisk", ("script",)),
