@@ -25,10 +25,40 @@ only come from the JSON Feed spec or that feedvalidator lacks use a
 descriptive CamelCase name of the same style.
 
 Several feedvalidator *warnings* are deliberately reported here as errors
-(MissingAtomSelfLink/MissingSelf, MissingGuid, ContainsRelRef, SecurityRisk,
-SelfDoesntMatchLocation, DuplicateEntries, ProblematicalRFC822Date, ...): the
-tests want feeds that the W3C service reports with neither errors nor these
+(MissingAtomSelfLink/MissingSelf, MissingGuid, ContainsRelRef, SecurityRisk*,
+DangerousStyleAttr, SelfDoesntMatchLocation, DuplicateEntries,
+ProblematicalRFC822Date, NonCanonicalURI, NotHtml, ContainsHTML, NotBlank, ...):
+the tests want feeds that the W3C service reports with neither errors nor these
 warnings.
+
+What is checked (rule names in brackets):
+
+* XML: UTF-8 declared [MissingEncoding, EncodingNotUTF8, BadXmlVersion] and
+  valid [UnicodeError]; only XML 1.0 characters [InvalidXMLCharacter]; no C1
+  controls / U+FFFD / double-encoded UTF-8 [BadCharacters]; well-formed, parsed
+  with lxml without entity expansion or network [SAXError,
+  ContainsSystemEntity, UndefinedNamedEntity]; well-known prefixes bound to
+  their namespaces [ReservedPrefix, InvalidNamespace]; xml:lang values
+  [InvalidLanguage].
+* RSS 2.0: rss/version, one channel, required channel title/link/description,
+  elements that may occur once, unknown core elements, attributes and text,
+  URLs, RFC 822 dates, language, e-mail fields, image/textInput/cloud/ttl/
+  skipHours/skipDays, atom:link rel="self" (type application/rss+xml if
+  given, href == self_url), items (title or description, guid present, unique,
+  permalink-URL, link, category, author, enclosure, source, content:encoded,
+  dc:*), HTML in description / content:encoded (relative URLs, unsafe
+  elements/attributes/styles/URLs, broken markup), HTML in plain-text fields.
+* Atom 1.0: feed/entry required and at-most-once elements, ids (absolute IRI,
+  canonical, unique), RFC 3339 dates, author on the feed or every entry, links
+  (rel, type, hreflang, self == self_url, relative hrefs only under xml:base),
+  text constructs and content (text/html/xhtml/MIME types, base64, xhtml:div),
+  categories, persons, generator, icon/logo, atom:source, misplaced metadata,
+  the same HTML checks (relative URLs allowed under xml:base).
+* JSON Feed 1.1: UTF-8 JSON object without duplicate keys, version, title,
+  URLs, feed_url (== self_url), authors, language, hubs, items (id unique
+  string, content_html/content_text, URLs, RFC 3339 dates, tags, authors,
+  attachments), deprecated ``author`` without ``authors``, unknown keys that
+  do not start with "_", and the HTML checks on content_html.
 
 Dependencies: the standard library and lxml only.
 """
@@ -50,6 +80,12 @@ from lxml import etree
 
 __all__ = ["check_rss", "check_atom", "check_json_feed"]
 
+
+def _words(text: str) -> frozenset[str]:
+    """A set of whitespace-separated words (for the long vocabulary lists below)."""
+    return frozenset(text.split())
+
+
 # ---------------------------------------------------------------------------
 # Namespaces
 # ---------------------------------------------------------------------------
@@ -62,8 +98,8 @@ XML_NS = "http://www.w3.org/XML/1998/namespace"
 SVG_NS = "http://www.w3.org/2000/svg"
 MATHML_NS = "http://www.w3.org/1998/Math/MathML"
 
-XML_BASE = "{%s}base" % XML_NS
-XML_LANG = "{%s}lang" % XML_NS
+XML_BASE = f"{{{XML_NS}}}base"
+XML_LANG = f"{{{XML_NS}}}lang"
 
 # Well known prefixes and the namespace they are expected to be bound to
 # (feedvalidator: ReservedPrefix).
@@ -104,7 +140,7 @@ _FEED_VOCABULARIES = (set(RESERVED_PREFIXES.values()) - {XHTML_NS}) | {"http://w
 
 # ISO 639-1 two letter codes (including the withdrawn mo/sh that
 # feedvalidator still accepts).
-_ISO639_1 = set(
+_ISO639_1 = _words(
     """aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce
     ch co cr cs cu cv cy da de dv dz ee el en eo es et eu fa ff fi fj fo fr fy
     ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia id ie ig ii ik io is it iu
@@ -112,7 +148,7 @@ _ISO639_1 = set(
     lv mg mh mi mk ml mn mo mr ms mt my na nb nd ne ng nl nn no nr nv ny oc oj
     om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg sh si sk sl sm sn
     so sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur
-    uz ve vi vo wa wo xh yi yo za zh zu""".split()
+    uz ve vi vo wa wo xh yi yo za zh zu"""
 )
 _LANG_SHAPE = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
 
@@ -120,7 +156,7 @@ _LANG_SHAPE = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
 def _lang_problem(value: str, element: str):
     """RFC 3066 / BCP 47 shaped tag whose primary subtag is an ISO 639 code
     (feedvalidator: InvalidLanguage)."""
-    msg = "%s must be an ISO-639 language code: %r" % (element, value)
+    msg = f"{element} must be an ISO-639 language code: {value!r}"
     if not _LANG_SHAPE.match(value or ""):
         return ("InvalidLanguage", msg)
     primary = value.split("-", 1)[0].lower()
@@ -163,27 +199,26 @@ def _rfc822_problem(value: str, element: str):
         if _RFC822_LOOSE_RE.match(loose.strip().lower()):
             return (
                 "ProblematicalRFC822Date",
-                "%s is an obsolete/ambiguous RFC-822 date-time (use e.g. "
-                "'Mon, 05 Jan 2026 08:00:00 +0000'): %r" % (element, value),
+                f"{element} is an obsolete/ambiguous RFC-822 date-time (use e.g. "
+                f"'Mon, 05 Jan 2026 08:00:00 +0000'): {value!r}",
             )
-        return ("InvalidRFC2822Date", "%s must be an RFC-822 date-time: %r" % (element, value))
+        return ("InvalidRFC2822Date", f"{element} must be an RFC-822 date-time: {value!r}")
     try:
         date = _dt.date(int(m["year"]), _MONTHS.index(m["mon"]) + 1, int(m["day"]))
     except ValueError as exc:
-        return ("InvalidRFC2822Date", "%s must be an RFC-822 date-time: %r (%s)" % (element, value, exc))
+        return ("InvalidRFC2822Date", f"{element} must be an RFC-822 date-time: {value!r} ({exc})")
     if int(m["h"]) > 23 or int(m["m"]) > 59 or (m["s"] and int(m["s"]) > 60):
-        return ("InvalidRFC2822Date", "%s has an impossible time of day: %r" % (element, value))
+        return ("InvalidRFC2822Date", f"{element} has an impossible time of day: {value!r}")
     tz = m["tz"]
     if tz[0] in "+-" and int(tz[1:3]) > 23:
-        return ("InvalidRFC2822Date", "%s has an impossible time zone offset: %r" % (element, value))
+        return ("InvalidRFC2822Date", f"{element} has an impossible time zone offset: {value!r}")
     if m["dow"] and _DAYS[date.weekday()] != m["dow"]:
         return (
             "IncorrectDOW",
-            "Incorrect day of week in %s: %r (%s is a %s)"
-            % (element, value, date.isoformat(), _DAYS[date.weekday()]),
+            f"Incorrect day of week in {element}: {value!r} ({date.isoformat()} is a {_DAYS[date.weekday()]})",
         )
     if date.year < 1990:
-        return ("ImplausibleDate", "Implausible date in %s: %r" % (element, value))
+        return ("ImplausibleDate", f"Implausible date in {element}: {value!r}")
     return None
 
 
@@ -191,7 +226,7 @@ _RFC3339_RE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z
 
 
 def _rfc3339_problem(value: str, element: str, rule: str = "InvalidRFC3339Date"):
-    msg = "%s must be an RFC-3339 date-time: %r" % (element, value)
+    msg = f"{element} must be an RFC-3339 date-time: {value!r}"
     m = _RFC3339_RE.match(value)
     if not m:
         return (rule, msg)
@@ -199,13 +234,13 @@ def _rfc3339_problem(value: str, element: str, rule: str = "InvalidRFC3339Date")
     try:
         _dt.date(year, month, day)
     except ValueError as exc:
-        return (rule, "%s (%s)" % (msg, exc))
+        return (rule, f"{msg} ({exc})")
     if hh > 23 or mm > 59 or ss > 60:
         return (rule, msg + " (impossible time of day)")
     if m.group(9) is not None and (int(m.group(9)) > 23 or int(m.group(10)) > 59):
         return (rule, msg + " (impossible time zone offset)")
     if year < 1990:
-        return ("ImplausibleDate", "Implausible date in %s: %r" % (element, value))
+        return ("ImplausibleDate", f"Implausible date in {element}: {value!r}")
     return None
 
 
@@ -219,9 +254,7 @@ _TAG_RE = re.compile(
     r"^tag:([a-z0-9\-._]+?@)?[a-z0-9.\-]+?,\d{4}(-\d{2}(-\d{2})?)?:"
     r"[0-9a-zA-Z;/?:@&=+$.\-_!~*'()%,]*(#[0-9a-zA-Z;/?:@&=+$.\-_!~*'()%,]*)?$"
 )
-_URN_RE = re.compile(
-    r"^[Uu][Rr][Nn]:[a-zA-Z0-9][a-zA-Z0-9-]{1,31}:([a-zA-Z0-9()+,.:=@;$_!*'\-]|%[0-9A-Fa-f]{2})+$"
-)
+_URN_RE = re.compile(r"^[Uu][Rr][Nn]:[a-zA-Z0-9][a-zA-Z0-9-]{1,31}:([a-zA-Z0-9()+,.:=@;$_!*'\-]|%[0-9A-Fa-f]{2})+$")
 _UUID_RE = re.compile(
     r"^[Uu][Rr][Nn]:[Uu][Uu][Ii][Dd]:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
     r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -232,38 +265,38 @@ _HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\s/?#@:\[\]]+)(:\d*)?$")
 def _uri_chars_problem(value: str, element: str, iri: bool):
     for ch in value:
         if ch.isspace() or (ord(ch) < 128 and ch not in _URI_ASCII_OK):
-            return ("InvalidUriChar", "Invalid character %r in %s URI %r" % (ch, element, value))
+            return ("InvalidUriChar", f"Invalid character {ch!r} in {element} URI {value!r}")
         if ord(ch) >= 128 and not iri:
             return (
                 "UriNotIri",
-                "%s must be a URI; non-ASCII character %r must be percent-encoded: %r" % (element, ch, value),
+                f"{element} must be a URI; non-ASCII character {ch!r} must be percent-encoded: {value!r}",
             )
     if _BAD_PCT_RE.search(value):
-        return ("InvalidUriChar", "Invalid percent-escape in %s URI %r" % (element, value))
+        return ("InvalidUriChar", f"Invalid percent-escape in {element} URI {value!r}")
     return None
 
 
 def _full_uri_problem(value: str, element: str, *, iri: bool = False, http: bool = False):
     """Absolute URI (feedvalidator rfc2396_full / rfc3987_full)."""
     if value is None or value == "":
-        return ("InvalidFullLink", "%s must be a full and valid URL (it is empty)" % element)
+        return ("InvalidFullLink", f"{element} must be a full and valid URL (it is empty)")
     if value != value.strip():
-        return ("UnexpectedWhitespace", "Whitespace not permitted around %s: %r" % (element, value))
+        return ("UnexpectedWhitespace", f"Whitespace not permitted around {element}: {value!r}")
     m = _SCHEME_RE.match(value)
     if not m:
-        return ("InvalidFullLink", "%s must be a full and valid URL: %r" % (element, value))
+        return ("InvalidFullLink", f"{element} must be a full and valid URL: {value!r}")
     scheme = m.group(1).lower()
     if scheme == "tag" and not _TAG_RE.match(value):
-        return ("InvalidTAG", "%s is not a valid TAG URI: %r" % (element, value))
+        return ("InvalidTAG", f"{element} is not a valid TAG URI: {value!r}")
     if scheme == "urn" and value.lower().startswith("urn:uuid:") and not _UUID_RE.match(value):
-        return ("InvalidUUID", "%s is not a valid UUID URN: %r" % (element, value))
+        return ("InvalidUUID", f"{element} is not a valid UUID URN: {value!r}")
     if scheme == "urn" and not _URN_RE.match(value):
-        return ("InvalidURN", "%s is not a valid URN: %r" % (element, value))
+        return ("InvalidURN", f"{element} is not a valid URN: {value!r}")
     problem = _uri_chars_problem(value, element, iri)
     if problem:
         return problem
     if http and scheme not in ("http", "https"):
-        return ("InvalidFullLink", "%s must be an absolute http(s) URL: %r" % (element, value))
+        return ("InvalidFullLink", f"{element} must be an absolute http(s) URL: {value!r}")
     if scheme in ("http", "https", "ftp"):
         parts = urlsplit(value)
         if (
@@ -271,14 +304,14 @@ def _full_uri_problem(value: str, element: str, *, iri: bool = False, http: bool
             or not parts.netloc
             or not _HOST_RE.match(parts.netloc.rsplit("@", 1)[-1])
         ):
-            return ("InvalidFullLink", "%s must be a full and valid URL: %r" % (element, value))
+            return ("InvalidFullLink", f"{element} must be a full and valid URL: {value!r}")
     return None
 
 
 def _uri_ref_problem(value: str, element: str, *, iri: bool = True):
     """URI/IRI reference (may be relative)."""
     if value != value.strip():
-        return ("UnexpectedWhitespace", "Whitespace not permitted around %s: %r" % (element, value))
+        return ("UnexpectedWhitespace", f"Whitespace not permitted around {element}: {value!r}")
     if _SCHEME_RE.match(value):
         return _full_uri_problem(value, element, iri=iri)
     return _uri_chars_problem(value, element, iri)
@@ -313,7 +346,7 @@ def _norm_pct(component: str):
         if 0xF000 <= ord(ch) < 0xF080:
             out.append("%%%02X" % (ord(ch) - 0xF000))
         elif ord(ch) > 127 and not iri:
-            out.append("".join("%%%02X" % b for b in ch.encode("utf-8")))
+            out.append("".join(f"%{b:02X}" for b in ch.encode("utf-8")))
         else:
             out.append(ch)
     return "".join(out)
@@ -372,8 +405,7 @@ def _canonical_problem(value: str, element: str):
         if value[:4] != value[:4].lower():
             return (
                 "NonCanonicalURI",
-                "Identifier %s %r is not in canonical form (the scheme should be"
-                " lower case)" % (element, value),
+                f"Identifier {element} {value!r} is not in canonical form (the scheme should be lower case)",
             )
         return None
     try:
@@ -383,8 +415,7 @@ def _canonical_problem(value: str, element: str):
     if canonical is not None and canonical != value:
         return (
             "NonCanonicalURI",
-            "Identifier %s %r is not in canonical form (the canonical form would be %r)"
-            % (element, value, canonical),
+            f"Identifier {element} {value!r} is not in canonical form (the canonical form would be {canonical!r})",
         )
     return None
 
@@ -399,9 +430,9 @@ def _norm_url(url: str) -> str:
     port = parts.port if parts.netloc else None
     netloc = host
     if port is not None and str(port) != _DEFAULT_PORTS.get(scheme):
-        netloc += ":%d" % port
+        netloc += f":{port}"
     path = parts.path or ("/" if parts.netloc else "")
-    out = "%s://%s%s" % (scheme, netloc, path)
+    out = f"{scheme}://{netloc}{path}"
     if parts.query:
         out += "?" + parts.query
     return out
@@ -424,13 +455,13 @@ def _rss_email_problem(value: str, element: str):
         v = unquote(v[7:].split("?", 1)[0])
     found = _contains_html(v)
     if found:
-        return ("ContainsHTML", "%s should not contain HTML (found %s)" % (element, found))
+        return ("ContainsHTML", f"{element} should not contain HTML (found {found})")
     addresses = [a for _, a in getaddresses([v]) if a]
     if len(addresses) != 1 or not _addr_spec_ok(addresses[0]):
         return (
             "InvalidContact",
-            "Invalid email address in %s: %r (expected e.g. 'jane@example.com (Jane Doe)';"
-            " use dc:creator for a plain name)" % (element, value),
+            f"Invalid email address in {element}: {value!r} (expected e.g. 'jane@example.com (Jane Doe)';"
+            " use dc:creator for a plain name)",
         )
     return None
 
@@ -444,7 +475,7 @@ _MIME_RE = re.compile(
 # HTML checks (description, content:encoded, Atom html/xhtml, content_html)
 # ---------------------------------------------------------------------------
 
-_HTML_TAGS = set(
+_HTML_TAGS = _words(
     """a abbr acronym address applet area article aside audio b base basefont bdi
     bdo big blockquote body br button canvas caption center cite code col
     colgroup command data datalist dd del details dfn dialog dir div dl dt em
@@ -454,22 +485,19 @@ _HTML_TAGS = set(
     noframes noscript object ol optgroup option output p param picture
     plaintext pre progress q rp rt ruby s samp script section select slot small
     source span strike strong style sub summary sup table tbody td template
-    textarea tfoot th thead time title tr track tt u ul var video wbr xmp""".split()
+    textarea tfoot th thead time title tr track tt u ul var video wbr xmp"""
 )
 # Elements feedvalidator reports as SecurityRisk (HTML elements that are not
 # on its list of acceptable elements).
-_UNSAFE_TAGS = set(
+_UNSAFE_TAGS = _words(
     """applet base basefont body embed frame frameset head html iframe isindex
     link listing meta noframes object param plaintext script slot style title
-    xmp""".split()
+    xmp"""
 )
-_VOID_TAGS = set(
-    "area base basefont br col command embed frame hr img input isindex keygen "
-    "link meta param source track wbr".split()
+_VOID_TAGS = _words(
+    "area base basefont br col command embed frame hr img input isindex keygen link meta param source track wbr"
 )
-_OPTIONAL_END = set(
-    "p li dt dd rt rp optgroup option colgroup caption thead tbody tfoot tr td th html head body".split()
-)
+_OPTIONAL_END = _words("p li dt dd rt rp optgroup option colgroup caption thead tbody tfoot tr td th html head body")
 _URL_ATTRS = {
     "href",
     "src",
@@ -489,7 +517,7 @@ _DANGEROUS_URL_RE = re.compile(r"^\s*(javascript|vbscript|livescript)\s*:", re.I
 # a conservative set of presentational properties; for the box properties
 # (background*, border*, margin*, padding*) only simple keywords, colours and
 # short lengths.
-_SAFE_CSS_PROPERTIES = set(
+_SAFE_CSS_PROPERTIES = _words(
     """azimuth background background-color border border-bottom border-bottom-color
     border-bottom-style border-bottom-width border-collapse border-color border-left
     border-left-color border-left-style border-left-width border-right border-right-color
@@ -501,13 +529,13 @@ _SAFE_CSS_PROPERTIES = set(
     padding-right padding-top pause pause-after pause-before pitch pitch-range richness
     speak speak-header speak-numeral speak-punctuation speech-rate stress text-align
     text-decoration text-indent unicode-bidi vertical-align voice-family volume
-    white-space width""".split()
+    white-space width"""
 )
-_SAFE_CSS_KEYWORDS = set(
+_SAFE_CSS_KEYWORDS = _words(
     """aqua auto black block blue bold both bottom brown center collapse dashed dotted
     fuchsia gray green !important italic left lime maroon medium none navy normal nowrap
     olive pointer purple red right solid silver teal top transparent underline white
-    yellow""".split()
+    yellow"""
 )
 _SAFE_CSS_VALUE_RE = re.compile(
     r"^(#[0-9a-f]+|rgb\(\d+%?,\d*%?,?\d*%?\)?|\d?\.?\d?\d(cm|em|ex|in|mm|pc|pt|px|%|,|\))?)$"
@@ -525,9 +553,7 @@ def _style_problems(style: str) -> list[str]:
         if prop not in _SAFE_CSS_PROPERTIES:
             unsafe.append(prop)
         elif prop.split("-")[0] in ("background", "border", "margin", "padding"):
-            unsafe.extend(
-                v for v in value.split() if v not in _SAFE_CSS_KEYWORDS and not _SAFE_CSS_VALUE_RE.match(v)
-            )
+            unsafe.extend(v for v in value.split() if v not in _SAFE_CSS_KEYWORDS and not _SAFE_CSS_VALUE_RE.match(v))
     return list(dict.fromkeys(unsafe))
 
 
@@ -549,29 +575,26 @@ class _HTMLScanner(HTMLParser):
             name = name.lower()
             value = value or ""
             if name.startswith("on"):
-                self.problems.append(
-                    ("SecurityRiskAttr", "should not contain %s attribute (on <%s>)" % (name, tag))
-                )
+                self.problems.append(("SecurityRiskAttr", f"should not contain {name} attribute (on <{tag}>)"))
             elif name == "style":
                 for bad in _style_problems(value):
                     self.problems.append(
                         (
                             "DangerousStyleAttr",
-                            "style attribute contains potentially dangerous content: %r (in %r)"
-                            % (bad, value),
+                            f"style attribute contains potentially dangerous content: {bad!r} (in {value!r})",
                         )
                     )
             if name in _URL_ATTRS and not (name == "data" and tag != "object"):
                 for ref in _url_values(name, value):
                     if _DANGEROUS_URL_RE.match(ref):
                         self.problems.append(
-                            ("SecurityRisk", "should not contain script URLs: <%s %s=%r>" % (tag, name, ref))
+                            ("SecurityRisk", f"should not contain script URLs: <{tag} {name}={ref!r}>")
                         )
                     elif not _ABS_REF_RE.match(ref):
                         self.problems.append(
                             (
                                 "ContainsRelRef",
-                                "should not contain relative URL references: <%s %s=%r>" % (tag, name, ref),
+                                f"should not contain relative URL references: <{tag} {name}={ref!r}>",
                             )
                         )
 
@@ -580,19 +603,17 @@ class _HTMLScanner(HTMLParser):
             if tag in ("svg", "math"):
                 pass
             elif tag not in _HTML_TAGS:
-                self.problems.append(("NotHtml", "Non-html tag: <%s>" % tag))
+                self.problems.append(("NotHtml", f"Non-html tag: <{tag}>"))
             elif tag in _UNSAFE_TAGS:
-                self.problems.append(("SecurityRisk", "should not contain %s tag" % tag))
+                self.problems.append(("SecurityRisk", f"should not contain {tag} tag"))
         elif tag == "script":
-            self.problems.append(("SecurityRisk", "should not contain %s tag" % tag))
+            self.problems.append(("SecurityRisk", f"should not contain {tag} tag"))
         self._attrs(tag, attrs)
         if tag in _VOID_TAGS and self.foreign == 0:
             return
         if selfclosing:
             if self.foreign == 0 and tag not in ("svg", "math"):
-                self.problems.append(
-                    ("NotHtml", "Invalid HTML: non-void element used as self-closing tag <%s/>" % tag)
-                )
+                self.problems.append(("NotHtml", f"Invalid HTML: non-void element used as self-closing tag <{tag}/>"))
             return
         if tag in ("svg", "math"):
             self.foreign += 1
@@ -606,10 +627,10 @@ class _HTMLScanner(HTMLParser):
 
     def handle_endtag(self, tag):
         if tag in _VOID_TAGS and self.foreign == 0:
-            self.problems.append(("NotHtml", "Invalid HTML: end tag for void element </%s>" % tag))
+            self.problems.append(("NotHtml", f"Invalid HTML: end tag for void element </{tag}>"))
             return
         if tag not in self.stack:
-            self.problems.append(("NotHtml", "Invalid HTML: unexpected end tag </%s>" % tag))
+            self.problems.append(("NotHtml", f"Invalid HTML: unexpected end tag </{tag}>"))
             return
         while self.stack:
             top = self.stack.pop()
@@ -618,16 +639,16 @@ class _HTMLScanner(HTMLParser):
             if top == tag:
                 break
             if top not in _OPTIONAL_END and self.foreign == 0:
-                self.problems.append(("NotHtml", "Invalid HTML: <%s> not closed before </%s>" % (top, tag)))
+                self.problems.append(("NotHtml", f"Invalid HTML: <{top}> not closed before </{tag}>"))
 
     def finish(self):
         rest = self.rawdata
         if re.match(r"<[A-Za-z/!?]", rest or ""):
-            self.problems.append(("NotHtml", "Invalid HTML: truncated markup at end: %r" % rest[:40]))
+            self.problems.append(("NotHtml", f"Invalid HTML: truncated markup at end: {rest[:40]!r}"))
         self.close()
         for tag in self.stack:
             if tag not in _OPTIONAL_END:
-                self.problems.append(("NotHtml", "Invalid HTML: unclosed <%s>" % tag))
+                self.problems.append(("NotHtml", f"Invalid HTML: unclosed <{tag}>"))
         return self.problems
 
 
@@ -639,7 +660,7 @@ def _html_problems(html: str, *, allow_relative: bool = False):
         scanner.feed(html)
         problems = scanner.finish()
     except Exception as exc:  # pragma: no cover - html.parser is very lenient
-        problems = scanner.problems + [("NotHtml", "Invalid HTML: %s" % exc)]
+        problems = scanner.problems + [("NotHtml", f"Invalid HTML: {exc}")]
     if allow_relative:
         problems = [p for p in problems if p[0] != "ContainsRelRef"]
     # de-duplicate while keeping order
@@ -662,12 +683,12 @@ def _contains_html(value: str, raw: str = ""):
     RSS Profile's recommended way to put a literal '&' or '<' in a title."""
     for tag in _END_TAG_RE.findall(value):
         if tag.lower() in _HTML_TAGS:
-            return "</%s>" % tag
+            return f"</{tag}>"
     if "&#x" in raw:
         return None
     for ent in _ENTITY_RE.findall(value):
         if ent in name2codepoint or ent == "apos" or not ent.isalpha():
-            return "&%s" % ent
+            return f"&{ent}"
     return None
 
 
@@ -703,9 +724,9 @@ class _Report:
         return "\n".join(self.lines[start:end])
 
     def add(self, where: str, rule: str, message: str, line=None):
-        text = "%s: %s: %s" % (where, rule, message)
+        text = f"{where}: {rule}: {message}"
         if line:
-            text += " (line %d)" % line
+            text += f" (line {line})"
         if text not in self.errors:
             self.errors.append(text)
 
@@ -743,8 +764,7 @@ def _parse_xml(data, report: _Report, where: str):
         report.add(
             where,
             "MissingEncoding",
-            "No XML declaration with encoding: start the document with "
-            '<?xml version="1.0" encoding="UTF-8"?>',
+            'No XML declaration with encoding: start the document with <?xml version="1.0" encoding="UTF-8"?>',
             1,
         )
     else:
@@ -752,26 +772,23 @@ def _parse_xml(data, report: _Report, where: str):
             report.add(
                 where,
                 "BadXmlVersion",
-                "Incorrect XML Version: %r" % decl.group(2).decode("ascii", "replace"),
+                "Incorrect XML Version: {!r}".format(decl.group(2).decode("ascii", "replace")),
                 1,
             )
         if decl.group(4) is None:
-            report.add(
-                where, "MissingEncoding", "No character encoding was specified in the XML declaration", 1
-            )
+            report.add(where, "MissingEncoding", "No character encoding was specified in the XML declaration", 1)
         elif decl.group(4).decode("ascii", "replace").upper() != "UTF-8":
             report.add(
                 where,
                 "EncodingNotUTF8",
-                "XML declaration says encoding=%r; it must be UTF-8"
-                % decl.group(4).decode("ascii", "replace"),
+                "XML declaration says encoding={!r}; it must be UTF-8".format(decl.group(4).decode("ascii", "replace")),
                 1,
             )
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = body.count(b"\n", 0, exc.start) + 1
-        report.add(where, "UnicodeError", "document is not valid UTF-8 (%s)" % exc.reason, line)
+        report.add(where, "UnicodeError", f"document is not valid UTF-8 ({exc.reason})", line)
         return None
     report.lines = text.split("\n")
     bad = False
@@ -779,7 +796,7 @@ def _parse_xml(data, report: _Report, where: str):
         report.add(
             where,
             "InvalidXMLCharacter",
-            "character U+%04X is not allowed in XML 1.0" % ord(m.group()),
+            f"character U+{ord(m.group()):04X} is not allowed in XML 1.0",
             _line_of(text, m.start()),
         )
         bad = True
@@ -789,7 +806,7 @@ def _parse_xml(data, report: _Report, where: str):
         report.add(
             where,
             "BadCharacters",
-            "contains bad characters %r (C1 control, U+FFFD or double-encoded UTF-8)" % m.group(),
+            f"contains bad characters {m.group()!r} (C1 control, U+FFFD or double-encoded UTF-8)",
             _line_of(text, m.start()),
         )
     if re.search(r"<!ENTITY[^>]*\s(SYSTEM|PUBLIC)\s", text):
@@ -805,12 +822,10 @@ def _parse_xml(data, report: _Report, where: str):
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
-        report.add(where, "SAXError", "XML parsing error: %s" % exc.msg, exc.lineno)
+        report.add(where, "SAXError", f"XML parsing error: {exc.msg}", exc.lineno)
         return None
     for ent in root.iter(etree.Entity):
-        report.add(
-            where, "UndefinedNamedEntity", "Undefined (unexpanded) named entity %s" % ent.text, ent.sourceline
-        )
+        report.add(where, "UndefinedNamedEntity", f"Undefined (unexpanded) named entity {ent.text}", ent.sourceline)
     # namespace prefix checks for every element
     reported_ns = set()
     for el in root.iter(etree.Element):
@@ -825,23 +840,22 @@ def _parse_xml(data, report: _Report, where: str):
                 report.add(
                     where,
                     "ReservedPrefix",
-                    'The prefix "%s" generally is associated with the namespace "%s", not "%s"'
-                    % (prefix, expected, uri),
+                    f'The prefix "{prefix}" generally is associated with the namespace "{expected}", not "{uri}"',
                     el.sourceline,
                 )
             elif uri and uri not in _KNOWN_NS and _near(uri) in _NEAR_KNOWN:
                 report.add(
                     where,
                     "InvalidNamespace",
-                    "namespace %r looks like a misspelling of %r" % (uri, _NEAR_KNOWN[_near(uri)]),
+                    f"namespace {uri!r} looks like a misspelling of {_NEAR_KNOWN[_near(uri)]!r}",
                     el.sourceline,
                 )
         lang = el.get(XML_LANG)
         if lang:  # xml:lang="" is allowed (means "unknown")
-            report.addp(where, _lang_problem(lang, "xml:lang on <%s>" % _qname(el)), el.sourceline)
+            report.addp(where, _lang_problem(lang, f"xml:lang on <{_qname(el)}>"), el.sourceline)
         base = el.get(XML_BASE)
         if base is not None:
-            report.addp(where, _uri_ref_problem(base, "xml:base on <%s>" % _qname(el)), el.sourceline)
+            report.addp(where, _uri_ref_problem(base, f"xml:base on <{_qname(el)}>"), el.sourceline)
     return root
 
 
@@ -851,8 +865,8 @@ def _qname(el) -> str:
         return q.localname
     for prefix, ns in RESERVED_PREFIXES.items():
         if ns == q.namespace:
-            return "%s:%s" % (prefix, q.localname)
-    return "{%s}%s" % (q.namespace, q.localname)
+            return f"{prefix}:{q.localname}"
+    return f"{{{q.namespace}}}{q.localname}"
 
 
 def _text(el) -> str:
@@ -878,7 +892,7 @@ def _unexpected_attrs(report, where, el, allowed, name=None):
             report.add(
                 where,
                 "UnexpectedAttribute",
-                "Unexpected %s attribute on %s element" % (attr, name or _qname(el)),
+                f"Unexpected {attr} attribute on {name or _qname(el)} element",
                 el.sourceline,
             )
 
@@ -965,27 +979,27 @@ _ATOM_LINK_RELS = {
 def _rss_item_label(index, item):
     title = item.find("title")
     guid = item.find("guid")
-    label = "item[%d]" % index
+    label = f"item[{index}]"
     bits = []
     if title is not None:
-        bits.append("title=%s" % _short(_text(title)))
+        bits.append(f"title={_short(_text(title))}")
     if guid is not None:
-        bits.append("guid=%s" % _short(_text(guid)))
+        bits.append(f"guid={_short(_text(guid))}")
     elif item.find("link") is not None:
-        bits.append("link=%s" % _short(_text(item.find("link"))))
-    return label + (" (%s)" % ", ".join(bits) if bits else "")
+        bits.append("link={}".format(_short(_text(item.find("link")))))
+    return label + (" ({})".format(", ".join(bits)) if bits else "")
 
 
 def _check_once(report, where, parent, names, ns=None):
     for name in names:
-        tag = name if ns is None else "{%s}%s" % (ns, name)
+        tag = name if ns is None else f"{{{ns}}}{name}"
         found = parent.findall(tag)
         if len(found) > 1:
             pname = _qname(parent)
             report.add(
                 where,
                 "DuplicateElement",
-                "%s contains more than one %s" % (pname, _qname(found[0])),
+                f"{pname} contains more than one {_qname(found[0])}",
                 found[1].sourceline,
             )
 
@@ -1027,28 +1041,24 @@ def _check_atom_link(report, where, link, *, in_feed_kind=None, self_url=None):
     title = link.get("title")
     if title is not None:
         if not title.strip():
-            report.add(
-                where, "AttrNotBlank", "The title attribute of link should not be blank", link.sourceline
-            )
+            report.add(where, "AttrNotBlank", "The title attribute of link should not be blank", link.sourceline)
         elif _contains_html(title):
             report.add(
                 where,
                 "ContainsHTML",
-                "link title should not contain HTML (found %s)" % _contains_html(title),
+                f"link title should not contain HTML (found {_contains_html(title)})",
                 link.sourceline,
             )
     if not rel.strip():
         report.add(where, "AttrNotBlank", "The rel attribute of link should not be blank", link.sourceline)
     elif rel not in _ATOM_LINK_RELS and _full_uri_problem(rel, "rel", iri=True):
-        report.add(
-            where, "UnregisteredAtomLinkRel", "Unregistered link relationship %r" % rel, link.sourceline
-        )
+        report.add(where, "UnregisteredAtomLinkRel", f"Unregistered link relationship {rel!r}", link.sourceline)
     ltype = link.get("type")
     if ltype is not None and not _MIME_RE.match(ltype):
         report.add(
             where,
             "InvalidMIMEType",
-            "link type attribute is not a valid MIME type: %r" % ltype,
+            f"link type attribute is not a valid MIME type: {ltype!r}",
             link.sourceline,
         )
     hreflang = link.get("hreflang")
@@ -1059,7 +1069,7 @@ def _check_atom_link(report, where, link, *, in_feed_kind=None, self_url=None):
         report.add(
             where,
             "InvalidNonNegativeInteger",
-            "length must be a non-negative integer: %r" % length,
+            f"length must be a non-negative integer: {length!r}",
             link.sourceline,
         )
     href = link.get("href")
@@ -1071,12 +1081,12 @@ def _check_atom_link(report, where, link, *, in_feed_kind=None, self_url=None):
         report.addp(where, _full_uri_problem(href, "link href", iri=True), link.sourceline)
     elif base is None:
         if rel == "self" and in_feed_kind:
-            report.add(where, "RelativeSelf", "Relative href value on self link: %r" % href, link.sourceline)
+            report.add(where, "RelativeSelf", f"Relative href value on self link: {href!r}", link.sourceline)
         else:
             report.add(
                 where,
                 "RelativeLink",
-                "link href %r is relative and no xml:base is in scope" % href,
+                f"link href {href!r} is relative and no xml:base is in scope",
                 link.sourceline,
             )
     else:
@@ -1091,29 +1101,26 @@ def _check_atom_link(report, where, link, *, in_feed_kind=None, self_url=None):
             report.add(
                 where,
                 "SelfNotAtom",
-                'self link type should be "%s", not %r' % (allowed[0], ltype),
+                f'self link type should be "{allowed[0]}", not {ltype!r}',
                 link.sourceline,
             )
-    if rel == "self" and in_feed_kind:
-        if self_url is not None and _norm_url(href) != _norm_url(self_url):
-            report.add(
-                where,
-                "SelfDoesntMatchLocation",
-                "Self reference %r doesn't match document location %r" % (href, self_url),
-                link.sourceline,
-            )
+    if rel == "self" and in_feed_kind and self_url is not None and _norm_url(href) != _norm_url(self_url):
+        report.add(
+            where,
+            "SelfDoesntMatchLocation",
+            f"Self reference {href!r} doesn't match document location {self_url!r}",
+            link.sourceline,
+        )
     return rel
 
 
 def _check_plain_text(report, where, el, name, *, nonblank=False):
     value = _text(el).strip()
     if nonblank and not value:
-        report.add(where, "NotBlank", "%s should not be blank" % name, el.sourceline)
+        report.add(where, "NotBlank", f"{name} should not be blank", el.sourceline)
     html = _contains_html(value, report.raw(el))
     if html:
-        report.add(
-            where, "ContainsHTML", "%s should not contain HTML (found %s)" % (name, html), el.sourceline
-        )
+        report.add(where, "ContainsHTML", f"{name} should not contain HTML (found {html})", el.sourceline)
 
 
 def _check_rss_leaf(report, where, el, name):
@@ -1122,14 +1129,14 @@ def _check_rss_leaf(report, where, el, name):
         report.add(
             where,
             "UndefinedElement",
-            "Undefined %s element: %s" % (name, _qname(_elements(el)[0])),
+            f"Undefined {name} element: {_qname(_elements(el)[0])}",
             el.sourceline,
         )
 
 
 def _check_html_field(report, where, name, html, line, *, allow_relative=False):
     for rule, detail in _html_problems(html, allow_relative=allow_relative):
-        report.add(where, rule, "%s %s" % (name, detail), line)
+        report.add(where, rule, f"{name} {detail}", line)
 
 
 def check_rss(data: bytes, *, self_url: str | None = None) -> list[str]:
@@ -1143,27 +1150,23 @@ def check_rss(data: bytes, *, self_url: str | None = None) -> list[str]:
         report.add(
             "document",
             "UndefinedElement",
-            "root element must be <rss>, not <%s>" % q.localname,
+            f"root element must be <rss>, not <{q.localname}>",
             root.sourceline,
         )
         return report.errors
     if q.namespace is not None:
-        report.add(
-            "rss", "InvalidNamespace", "rss is in an invalid namespace: %s" % q.namespace, root.sourceline
-        )
+        report.add("rss", "InvalidNamespace", f"rss is in an invalid namespace: {q.namespace}", root.sourceline)
     _unexpected_attrs(report, "rss", root, {"version"})
     version = root.get("version")
     if version is None:
         report.add("rss", "MissingAttribute", "Missing rss attribute: version", root.sourceline)
     elif version != "2.0":
-        report.add(
-            "rss", "InvalidRSSVersion", 'Invalid RSS Version %r (must be "2.0")' % version, root.sourceline
-        )
+        report.add("rss", "InvalidRSSVersion", f'Invalid RSS Version {version!r} (must be "2.0")', root.sourceline)
     if _direct_text(root).strip():
         report.add("rss", "UnexpectedText", "Unexpected Text in rss", root.sourceline)
     for child in _elements(root):
         if child.tag != "channel" and etree.QName(child).namespace is None:
-            report.add("rss", "UndefinedElement", "Undefined rss element: %s" % child.tag, child.sourceline)
+            report.add("rss", "UndefinedElement", f"Undefined rss element: {child.tag}", child.sourceline)
     channels = root.findall("channel")
     if not channels:
         report.add("rss", "MissingElement", "Missing rss element: channel", root.sourceline)
@@ -1188,7 +1191,7 @@ def _check_rss_channel(report, channel, self_url):
         ("description", "MissingDescription"),
     ):
         if channel.find(name) is None:
-            report.add(w, rule, "Missing channel element: %s" % name, channel.sourceline)
+            report.add(w, rule, f"Missing channel element: {name}", channel.sourceline)
 
     seen_item = None
     self_links = []
@@ -1198,7 +1201,7 @@ def _check_rss_channel(report, channel, self_url):
         line = child.sourceline
         if ns is None:
             if local not in _RSS_CHANNEL_KNOWN:
-                report.add(w, "UndefinedElement", "Undefined channel element: %s" % local, line)
+                report.add(w, "UndefinedElement", f"Undefined channel element: {local}", line)
                 continue
             if local == "item":
                 if seen_item is None:
@@ -1208,7 +1211,7 @@ def _check_rss_channel(report, channel, self_url):
                 report.add(
                     w,
                     "MisplacedItem",
-                    "Misplaced Item: channel element %s must appear before the first item" % local,
+                    f"Misplaced Item: channel element {local} must appear before the first item",
                     line,
                 )
             if local not in ("image", "textInput", "skipHours", "skipDays", "cloud"):
@@ -1237,21 +1240,19 @@ def _check_rss_channel(report, channel, self_url):
                 _check_plain_text(report, w, child, "category", nonblank=True)
             elif local == "ttl":
                 if not re.match(r"^\d+$", value) or int(value) <= 0:
-                    report.add(
-                        w, "InvalidPositiveInteger", "ttl must be a positive integer: %r" % value, line
-                    )
+                    report.add(w, "InvalidPositiveInteger", f"ttl must be a positive integer: {value!r}", line)
             elif local == "image":
                 _check_rss_image(report, child)
             elif local == "cloud":
                 for attr in ("domain", "port", "path", "registerProcedure", "protocol"):
                     if child.get(attr) is None:
-                        report.add(w, "MissingAttribute", "Missing cloud attribute: %s" % attr, line)
+                        report.add(w, "MissingAttribute", f"Missing cloud attribute: {attr}", line)
                 port = child.get("port")
                 if port is not None and (not re.match(r"^\d+$", port) or int(port) <= 0):
                     report.add(
                         w,
                         "InvalidIntegerAttribute",
-                        "port attribute of cloud must be a positive integer: %r" % port,
+                        f"port attribute of cloud must be a positive integer: {port!r}",
                         line,
                     )
             elif local == "textInput":
@@ -1260,13 +1261,13 @@ def _check_rss_channel(report, channel, self_url):
                 _check_rss_skip(report, child, local)
         elif ns == ATOM_NS:
             if local not in _ATOM_IN_RSS_CHANNEL:
-                report.add(w, "UndefinedElement", "Undefined channel element: atom:%s" % local, line)
+                report.add(w, "UndefinedElement", f"Undefined channel element: atom:{local}", line)
             elif local == "link":
                 rel = _check_atom_link(report, w, child, in_feed_kind="rss", self_url=self_url)
                 if rel == "self":
                     self_links.append(child)
         elif ns == CONTENT_NS:
-            report.add(w, "UndefinedElement", "Undefined channel element: content:%s" % local, line)
+            report.add(w, "UndefinedElement", f"Undefined channel element: content:{local}", line)
         elif ns == DC_NS:
             _check_dc(report, w, child)
     if not self_links:
@@ -1281,7 +1282,7 @@ def _check_dc(report, where, el):
     local = etree.QName(el).localname
     value = _text(el).strip()
     if local == "date" and not _W3CDTF_RE.match(value):
-        report.add(where, "InvalidW3CDTFDate", "dc:date must be an W3CDTF date: %r" % value, el.sourceline)
+        report.add(where, "InvalidW3CDTFDate", f"dc:date must be an W3CDTF date: {value!r}", el.sourceline)
     elif local == "language":
         report.addp(where, _lang_problem(value, "dc:language"), el.sourceline)
     elif local == "creator" and not value:
@@ -1296,13 +1297,13 @@ def _check_rss_container(report, w, el, known, required):
     name = el.tag
     _check_once(report, w, el, sorted(known))
     if _direct_text(el).strip():
-        report.add(w, "UnexpectedText", "Unexpected Text in %s" % name, el.sourceline)
+        report.add(w, "UnexpectedText", f"Unexpected Text in {name}", el.sourceline)
     for sub in required:
         if el.find(sub) is None:
             report.add(
                 w,
                 _MISSING_RULE.get(sub, "MissingElement"),
-                "Missing %s element: %s" % (name, sub),
+                f"Missing {name} element: {sub}",
                 el.sourceline,
             )
     children = []
@@ -1310,9 +1311,7 @@ def _check_rss_container(report, w, el, known, required):
         if etree.QName(child).namespace is not None:
             continue
         if child.tag not in known:
-            report.add(
-                w, "UndefinedElement", "Undefined %s element: %s" % (name, child.tag), child.sourceline
-            )
+            report.add(w, "UndefinedElement", f"Undefined {name} element: {child.tag}", child.sourceline)
             continue
         _check_rss_leaf(report, w, child, child.tag)
         children.append(child)
@@ -1336,7 +1335,7 @@ def _check_rss_image(report, image):
                 report.add(
                     w,
                     "Invalid" + child.tag.capitalize(),
-                    "image %s must be an integer 1-%d: %r" % (child.tag, limit, value),
+                    f"image {child.tag} must be an integer 1-{limit}: {value!r}",
                     child.sourceline,
                 )
 
@@ -1360,26 +1359,20 @@ def _check_rss_skip(report, el, local):
     seen = set()
     values = [c for c in _elements(el) if etree.QName(c).namespace is None]
     if not values:
-        report.add(w, "MissingElement", "Missing %s element: %s" % (local, sub), el.sourceline)
+        report.add(w, "MissingElement", f"Missing {local} element: {sub}", el.sourceline)
     for child in values:
         value = _text(child).strip()
         if child.tag != sub:
-            report.add(
-                w, "UndefinedElement", "Undefined %s element: %s" % (local, child.tag), child.sourceline
-            )
+            report.add(w, "UndefinedElement", f"Undefined {local} element: {child.tag}", child.sourceline)
             continue
         if sub == "hour" and not (re.match(r"^\d{1,2}$", value) and int(value) <= 23):
-            report.add(
-                w, "InvalidHour", "hour must be an integer between 0 and 23: %r" % value, child.sourceline
-            )
+            report.add(w, "InvalidHour", f"hour must be an integer between 0 and 23: {value!r}", child.sourceline)
         elif sub == "day" and value not in _WEEKDAYS:
             report.add(
-                w, "InvalidDay", "day must be one of %s: %r" % (", ".join(_WEEKDAYS), value), child.sourceline
+                w, "InvalidDay", "day must be one of {}: {!r}".format(", ".join(_WEEKDAYS), value), child.sourceline
             )
         elif value in seen:
-            report.add(
-                w, "DuplicateValue", "%s values must not be duplicated: %r" % (sub, value), child.sourceline
-            )
+            report.add(w, "DuplicateValue", f"{sub} values must not be duplicated: {value!r}", child.sourceline)
         seen.add(value)
 
 
@@ -1414,7 +1407,7 @@ def _check_rss_item(report, index, item, guids):
         value = _text(child).strip()
         if ns is None:
             if local not in _RSS_ITEM_KNOWN:
-                report.add(w, "UndefinedElement", "Undefined item element: %s" % local, line)
+                report.add(w, "UndefinedElement", f"Undefined item element: {local}", line)
                 continue
             _check_rss_leaf(report, w, child, local)
             allowed_attrs = {
@@ -1452,10 +1445,10 @@ def _check_rss_item(report, index, item, guids):
             if local == "encoded":
                 _check_html_field(report, w, "content:encoded", _text(child), line)
             elif local != "items":
-                report.add(w, "UndefinedElement", "Undefined item element: content:%s" % local, line)
+                report.add(w, "UndefinedElement", f"Undefined item element: content:{local}", line)
         elif ns == ATOM_NS:
             if local not in _ATOM_IN_RSS_ITEM:
-                report.add(w, "UndefinedElement", "Undefined item element: atom:%s" % local, line)
+                report.add(w, "UndefinedElement", f"Undefined item element: atom:{local}", line)
             elif local == "link":
                 _check_atom_link(report, w, child)
         elif ns == DC_NS:
@@ -1470,7 +1463,7 @@ def _check_rss_guid(report, w, index, guid, guids):
         report.add(
             w,
             "InvalidBooleanAttribute",
-            "isPermaLink attribute of guid must be 'true' or 'false', not %r" % perma,
+            f"isPermaLink attribute of guid must be 'true' or 'false', not {perma!r}",
             line,
         )
     if not value:
@@ -1480,8 +1473,7 @@ def _check_rss_guid(report, w, index, guid, guids):
         report.add(
             w,
             "DuplicateValue",
-            "guid values must not be duplicated within a feed (%r also used by item[%d])"
-            % (value, guids[value]),
+            f"guid values must not be duplicated within a feed ({value!r} also used by item[{guids[value]}])",
             line,
         )
     else:
@@ -1492,13 +1484,11 @@ def _check_rss_guid(report, w, index, guid, guids):
             report.add(
                 w,
                 "InvalidHttpGUID",
-                "guid must be a full URL, unless isPermaLink attribute is false: %r" % value,
+                f"guid must be a full URL, unless isPermaLink attribute is false: {value!r}",
                 line,
             )
     elif len(value) < 9 and value.isdigit():
-        report.add(
-            w, "NotSufficientlyUnique", "The specified guid is not sufficiently unique: %r" % value, line
-        )
+        report.add(w, "NotSufficientlyUnique", f"The specified guid is not sufficiently unique: {value!r}", line)
 
 
 def _check_rss_enclosure(report, w, enc):
@@ -1515,7 +1505,7 @@ def _check_rss_enclosure(report, w, enc):
         report.add(
             w,
             "InvalidIntegerAttribute",
-            "length attribute of enclosure must be a non-negative integer: %r" % length,
+            f"length attribute of enclosure must be a non-negative integer: {length!r}",
             line,
         )
     etype = enc.get("type")
@@ -1525,7 +1515,7 @@ def _check_rss_enclosure(report, w, enc):
         report.add(
             w,
             "InvalidMIMEAttribute",
-            "type attribute of enclosure must be a valid MIME type: %r" % etype,
+            f"type attribute of enclosure must be a valid MIME type: {etype!r}",
             line,
         )
 
@@ -1536,7 +1526,7 @@ def _check_rss_enclosure(report, w, enc):
 
 
 def _a(name):
-    return "{%s}%s" % (ATOM_NS, name)
+    return f"{{{ATOM_NS}}}{name}"
 
 
 _ATOM_FEED_KNOWN = {
@@ -1584,19 +1574,17 @@ def _atom_entry_label(index, entry):
     bits = []
     title = entry.find(_a("title"))
     if title is not None:
-        bits.append("title=%s" % _short(_text(title)))
+        bits.append(f"title={_short(_text(title))}")
     eid = entry.find(_a("id"))
     if eid is not None:
-        bits.append("id=%s" % _short(_text(eid)))
-    return "entry[%d]" % index + (" (%s)" % ", ".join(bits) if bits else "")
+        bits.append(f"id={_short(_text(eid))}")
+    return f"entry[{index}]" + (f" ({', '.join(bits)})" if bits else "")
 
 
 def _check_atom_date(report, w, el, name):
     value = _text(el)
     if value != value.strip():
-        report.add(
-            w, "UnexpectedWhitespace", "Whitespace not permitted in %s: %r" % (name, value), el.sourceline
-        )
+        report.add(w, "UnexpectedWhitespace", f"Whitespace not permitted in {name}: {value!r}", el.sourceline)
         value = value.strip()
     report.addp(w, _rfc3339_problem(value, name), el.sourceline)
 
@@ -1605,9 +1593,9 @@ def _check_atom_id(report, w, el):
     value = _text(el)
     line = el.sourceline
     if _elements(el):
-        report.add(w, "UndefinedElement", "Undefined id element: %s" % _qname(_elements(el)[0]), line)
+        report.add(w, "UndefinedElement", f"Undefined id element: {_qname(_elements(el)[0])}", line)
     if value != value.strip():
-        report.add(w, "UnexpectedWhitespace", "Whitespace not permitted in id: %r" % value, line)
+        report.add(w, "UnexpectedWhitespace", f"Whitespace not permitted in id: {value!r}", line)
         value = value.strip()
     if not value:
         report.add(w, "NotBlank", "id should not be blank", line)
@@ -1629,26 +1617,24 @@ def _check_text_construct(report, w, el, name, *, content=False):
     text = _text(el) if not children else (el.text or "")
     xml_base = _xml_base_in_scope(el)
     if not ctype:
-        report.add(w, "AttrNotBlank", "The type attribute of %s should not be blank" % name, line)
+        report.add(w, "AttrNotBlank", f"The type attribute of {name} should not be blank", line)
         return
     if src is not None:
         if not content:
-            report.add(w, "UnexpectedAttribute", "Unexpected src attribute on %s element" % name, line)
+            report.add(w, "UnexpectedAttribute", f"Unexpected src attribute on {name} element", line)
         else:
             report.addp(w, _uri_ref_problem(src, "content src"), line)
             if (el.text or "").strip() or children:
                 report.add(w, "InvalidContent", "content with a src attribute must be empty", line)
         if ctype in ("text", "html", "xhtml") and el.get("type") is not None:
-            report.add(
-                w, "InvalidMIMEType", "content with src must have a MIME media type, not %r" % ctype, line
-            )
+            report.add(w, "InvalidMIMEType", f"content with src must have a MIME media type, not {ctype!r}", line)
         return
     if ctype not in ("text", "html", "xhtml"):
         if not content and "/" in ctype:
             report.add(
                 w,
                 "InvalidTextType",
-                'type attribute of %s must be "text", "html", or "xhtml", not %r' % (name, ctype),
+                f'type attribute of {name} must be "text", "html", or "xhtml", not {ctype!r}',
                 line,
             )
             return
@@ -1656,42 +1642,42 @@ def _check_text_construct(report, w, el, name, *, content=False):
             report.add(
                 w,
                 "InvalidMIMEType",
-                "%s type attribute is not a valid %s: %r"
-                % (name, "MIME type" if content else '"text", "html" or "xhtml" value', ctype),
+                "{} type attribute is not a valid {}: {!r}".format(
+                    name, "MIME type" if content else '"text", "html" or "xhtml" value', ctype
+                ),
                 line,
             )
             return
         _check_mime_content(report, w, el, name, ctype, children, allow_relative=xml_base)
         return
     if ctype == "xhtml":
-        divs = [c for c in children if c.tag == "{%s}div" % XHTML_NS]
+        divs = [c for c in children if c.tag == f"{{{XHTML_NS}}}div"]
         stray_text = (el.text or "").strip() or any((c.tail or "").strip() for c in children)
         if len(children) != 1 or len(divs) != 1 or stray_text:
             report.add(
                 w,
                 "MissingXhtmlDiv",
-                "%s of type xhtml must contain exactly one xhtml:div element" % name,
+                f"{name} of type xhtml must contain exactly one xhtml:div element",
                 line,
             )
         for child in children:
-            if etree.QName(child).localname == "div" and child.tag != "{%s}div" % XHTML_NS:
+            if etree.QName(child).localname == "div" and child.tag != f"{{{XHTML_NS}}}div":
                 report.add(
                     w,
                     "NotHtml",
-                    "%s: div is in an unexpected namespace %r (must be %s)"
-                    % (name, etree.QName(child).namespace, XHTML_NS),
+                    f"{name}: div is in an unexpected namespace {etree.QName(child).namespace!r} (must be {XHTML_NS})",
                     child.sourceline,
                 )
         for div in divs:
             _check_xhtml_tree(report, w, div, name, allow_relative=xml_base)
         if not _text(el).strip() and not any(_elements(d) for d in divs):
-            report.add(w, "NotBlank", "%s should not be blank" % name, line)
+            report.add(w, "NotBlank", f"{name} should not be blank", line)
         return
     if children:
         report.add(
             w,
             "UndefinedElement",
-            'Undefined %s element: %s (escape the markup and use type="html")' % (name, _qname(children[0])),
+            f'Undefined {name} element: {_qname(children[0])} (escape the markup and use type="html")',
             line,
         )
     if ctype == "html":
@@ -1702,11 +1688,11 @@ def _check_text_construct(report, w, el, name, *, content=False):
             report.add(
                 w,
                 "ContainsUndeclaredHTML",
-                "%s should not contain HTML unless declared in the type attribute (found %s)" % (name, found),
+                f"{name} should not contain HTML unless declared in the type attribute (found {found})",
                 line,
             )
     if not text.strip() and not children:
-        report.add(w, "NotBlank", "%s should not be blank" % name, line)
+        report.add(w, "NotBlank", f"{name} should not be blank", line)
 
 
 def _check_mime_content(report, w, el, name, ctype, children, *, allow_relative):
@@ -1718,21 +1704,21 @@ def _check_mime_content(report, w, el, name, ctype, children, *, allow_relative)
         _check_xhtml_tree(report, w, el, name, allow_relative=allow_relative, xhtml_only=True)
         return
     if children:
-        report.add(w, "UndefinedElement", "Undefined %s element: %s" % (name, _qname(children[0])), line)
+        report.add(w, "UndefinedElement", f"Undefined {name} element: {_qname(children[0])}", line)
         return
     value = _text(el)
     if not ctype.startswith("text/"):
         try:
             decoded = base64.b64decode("".join(value.split()), validate=True)
         except (binascii.Error, ValueError):
-            report.add(w, "NotBase64", "%s claims to be base64-encoded, but isn't" % name, line)
+            report.add(w, "NotBase64", f"{name} claims to be base64-encoded, but isn't", line)
             return
         if not ctype.endswith("/html"):
             return
         try:
             value = decoded.decode("utf-8")
         except UnicodeDecodeError:
-            report.add(w, "NotHtml", "%s: base64-encoded HTML is not UTF-8" % name, line)
+            report.add(w, "NotHtml", f"{name}: base64-encoded HTML is not UTF-8", line)
             return
     if ctype.endswith("/html"):
         _check_html_field(report, w, name, value, line, allow_relative=allow_relative)
@@ -1742,7 +1728,7 @@ def _check_mime_content(report, w, el, name, ctype, children, *, allow_relative)
             report.add(
                 w,
                 "ContainsUndeclaredHTML",
-                "%s should not contain HTML unless declared in the type attribute (found %s)" % (name, found),
+                f"{name} should not contain HTML unless declared in the type attribute (found {found})",
                 line,
             )
 
@@ -1760,21 +1746,21 @@ def _check_xhtml_tree(report, w, top, name, *, allow_relative, xhtml_only=False)
                 report.add(
                     w,
                     "MissingNamespace",
-                    "Missing namespace for %s inside %s xhtml:div" % (q.localname, name),
+                    f"Missing namespace for {q.localname} inside {name} xhtml:div",
                     line,
                 )
             continue
         if q.namespace == XHTML_NS:
             if q.localname not in _HTML_TAGS:
-                report.add(w, "NotHtml", "%s Non-XHTML element: %s" % (name, q.localname), line)
+                report.add(w, "NotHtml", f"{name} Non-XHTML element: {q.localname}", line)
             elif q.localname in _UNSAFE_TAGS:
-                report.add(w, "SecurityRisk", "%s should not contain %s tag" % (name, q.localname), line)
+                report.add(w, "SecurityRisk", f"{name} should not contain {q.localname} tag", line)
         elif q.localname == "script":
-            report.add(w, "SecurityRisk", "%s should not contain script tag" % name, line)
+            report.add(w, "SecurityRisk", f"{name} should not contain script tag", line)
         elif xhtml_only:
             continue
         elif q.namespace in _FEED_VOCABULARIES:
-            report.add(w, "UndefinedElement", "Undefined element inside %s: %s" % (name, _qname(el)), line)
+            report.add(w, "UndefinedElement", f"Undefined element inside {name}: {_qname(el)}", line)
             continue
         attrs = []
         for k, v in el.attrib.items():
@@ -1788,7 +1774,7 @@ def _check_xhtml_tree(report, w, top, name, *, allow_relative, xhtml_only=False)
         for rule, detail in scanner.problems:
             if rule == "ContainsRelRef" and allow_relative:
                 continue
-            report.add(w, rule, "%s %s" % (name, detail), line)
+            report.add(w, rule, f"{name} {detail}", line)
 
 
 def _check_atom_person(report, w, person, role):
@@ -1797,9 +1783,9 @@ def _check_atom_person(report, w, person, role):
     _check_once(report, w, person, ["name", "email", "uri"], ns=ATOM_NS)
     name = person.find(_a("name"))
     if name is None:
-        report.add(w, "MissingElement", "Missing %s element: name" % role, line)
+        report.add(w, "MissingElement", f"Missing {role} element: name", line)
     elif not _text(name).strip():
-        report.add(w, "NotBlank", "%s name should not be blank" % role, name.sourceline)
+        report.add(w, "NotBlank", f"{role} name should not be blank", name.sourceline)
     for child in _elements(person):
         q = etree.QName(child)
         if q.namespace != ATOM_NS:
@@ -1810,16 +1796,16 @@ def _check_atom_person(report, w, person, role):
                 report.add(
                     w,
                     "InvalidAddrSpec",
-                    "%s email must be an email address: %r" % (role, value),
+                    f"{role} email must be an email address: {value!r}",
                     child.sourceline,
                 )
         elif q.localname == "uri":
-            report.addp(w, _uri_ref_problem(value, "%s uri" % role), child.sourceline)
+            report.addp(w, _uri_ref_problem(value, f"{role} uri"), child.sourceline)
             if not _SCHEME_RE.match(value.strip()) and not _xml_base_in_scope(child):
                 report.add(
                     w,
                     "RelativeLink",
-                    "%s uri %r is relative and no xml:base is in scope" % (role, value),
+                    f"{role} uri {value!r} is relative and no xml:base is in scope",
                     child.sourceline,
                 )
         elif q.localname == "name":
@@ -1828,13 +1814,11 @@ def _check_atom_person(report, w, person, role):
                 report.add(
                     w,
                     "ContainsHTML",
-                    "%s name should not contain HTML (found %s)" % (role, found),
+                    f"{role} name should not contain HTML (found {found})",
                     child.sourceline,
                 )
         else:
-            report.add(
-                w, "UndefinedElement", "Undefined %s element: %s" % (role, q.localname), child.sourceline
-            )
+            report.add(w, "UndefinedElement", f"Undefined {role} element: {q.localname}", child.sourceline)
 
 
 def _check_atom_category(report, w, cat):
@@ -1863,7 +1847,7 @@ def _check_alternate_dupes(report, w, links):
             report.add(
                 w,
                 "DuplicateAtomLink",
-                "Duplicate alternate links with the same type and hreflang (%s, %s)" % key,
+                "Duplicate alternate links with the same type and hreflang ({}, {})".format(*key),
                 link.sourceline,
             )
         seen.add(key)
@@ -1881,7 +1865,7 @@ def _check_atom_metadata(report, w, parent, *, self_url=None, source=False):
             report.add(
                 w,
                 "UndefinedElement",
-                "Undefined %s element: %s (not in a namespace)" % (kind, cq.localname),
+                f"Undefined {kind} element: {cq.localname} (not in a namespace)",
                 line,
             )
             continue
@@ -1889,13 +1873,13 @@ def _check_atom_metadata(report, w, parent, *, self_url=None, source=False):
             continue  # extension element
         local = cq.localname
         if local not in _ATOM_FEED_KNOWN or (source and local == "entry"):
-            report.add(w, "UndefinedElement", "Undefined %s element: %s" % (kind, local), line)
+            report.add(w, "UndefinedElement", f"Undefined {kind} element: {local}", line)
             continue
         if local == "entry":
             seen_entry = True
             continue
         if seen_entry:
-            report.add(w, "MisplacedMetadata", "%s must appear before all entries" % local, line)
+            report.add(w, "MisplacedMetadata", f"{local} must appear before all entries", line)
         if local == "id":
             _check_atom_id(report, w, child)
         elif local == "updated":
@@ -1913,7 +1897,7 @@ def _check_atom_metadata(report, w, parent, *, self_url=None, source=False):
             value = _text(child)
             report.addp(w, _uri_ref_problem(value, local), line)
             if not value.strip():
-                report.add(w, "NotBlank", "%s should not be blank" % local, line)
+                report.add(w, "NotBlank", f"{local} should not be blank", line)
         elif local == "generator":
             _unexpected_attrs(report, w, child, {"uri", "version"}, "generator")
             if child.get("uri") is not None:
@@ -1922,14 +1906,14 @@ def _check_atom_metadata(report, w, parent, *, self_url=None, source=False):
                 report.add(
                     w,
                     "UndefinedElement",
-                    "Undefined generator element: %s" % _qname(_elements(child)[0]),
+                    f"Undefined generator element: {_qname(_elements(child)[0])}",
                     line,
                 )
             elif not _text(child).strip():
                 report.add(w, "NotBlank", "generator should not be blank", line)
             found = _contains_html(_text(child), report.raw(child))
             if found:
-                report.add(w, "ContainsHTML", "generator should not contain HTML (found %s)" % found, line)
+                report.add(w, "ContainsHTML", f"generator should not contain HTML (found {found})", line)
     _check_alternate_dupes(report, w, links)
     return links
 
@@ -1945,19 +1929,15 @@ def check_atom(data: bytes, *, self_url: str | None = None) -> list[str]:
         report.add(
             "document",
             "UndefinedElement",
-            "root element must be atom:feed, not %s" % _qname(root),
+            f"root element must be atom:feed, not {_qname(root)}",
             root.sourceline,
         )
         return report.errors
     if q.namespace is None:
-        report.add(
-            "feed", "MissingNamespace", 'Missing namespace for feed (xmlns="%s")' % ATOM_NS, root.sourceline
-        )
+        report.add("feed", "MissingNamespace", f'Missing namespace for feed (xmlns="{ATOM_NS}")', root.sourceline)
         return report.errors
     if q.namespace != ATOM_NS:
-        report.add(
-            "feed", "InvalidNamespace", "feed is in an invalid namespace: %s" % q.namespace, root.sourceline
-        )
+        report.add("feed", "InvalidNamespace", f"feed is in an invalid namespace: {q.namespace}", root.sourceline)
         return report.errors
     feed = root
     w = "feed"
@@ -1967,7 +1947,7 @@ def check_atom(data: bytes, *, self_url: str | None = None) -> list[str]:
     _check_once(report, w, feed, _ATOM_FEED_ONCE, ns=ATOM_NS)
     for name in ("id", "title", "updated"):
         if feed.find(_a(name)) is None:
-            report.add(w, "MissingElement", "Missing feed element: %s" % name, feed.sourceline)
+            report.add(w, "MissingElement", f"Missing feed element: {name}", feed.sourceline)
 
     links = _check_atom_metadata(report, w, feed, self_url=self_url)
     if not any(_link_rel(link) == "self" for link in links):
@@ -1989,7 +1969,7 @@ def _check_atom_entry(report, index, entry, feed_has_author, ids):
     _check_once(report, w, entry, _ATOM_ENTRY_ONCE, ns=ATOM_NS)
     for name in ("id", "title", "updated"):
         if entry.find(_a(name)) is None:
-            report.add(w, "MissingElement", "Missing entry element: %s" % name, line)
+            report.add(w, "MissingElement", f"Missing entry element: {name}", line)
     source = entry.find(_a("source"))
     if (
         entry.find(_a("author")) is None
@@ -2007,7 +1987,7 @@ def _check_atom_entry(report, index, entry, feed_has_author, ids):
             report.add(
                 w,
                 "UndefinedElement",
-                "Undefined entry element: %s (not in a namespace)" % cq.localname,
+                f"Undefined entry element: {cq.localname} (not in a namespace)",
                 cline,
             )
             continue
@@ -2015,7 +1995,7 @@ def _check_atom_entry(report, index, entry, feed_has_author, ids):
             continue
         local = cq.localname
         if local not in _ATOM_ENTRY_KNOWN:
-            report.add(w, "UndefinedElement", "Undefined entry element: %s" % local, cline)
+            report.add(w, "UndefinedElement", f"Undefined entry element: {local}", cline)
         elif local == "id":
             value = _check_atom_id(report, w, child)
             if value:
@@ -2023,7 +2003,7 @@ def _check_atom_entry(report, index, entry, feed_has_author, ids):
                     report.add(
                         w,
                         "DuplicateEntries",
-                        "Two entries with the same id %r (also entry[%d])" % (value, ids[value]),
+                        f"Two entries with the same id {value!r} (also entry[{ids[value]}])",
                         cline,
                     )
                 else:
@@ -2051,14 +2031,10 @@ def _check_atom_entry(report, index, entry, feed_has_author, ids):
         if not has_alternate:
             report.add(w, "MissingContentOrAlternate", "Missing content or alternate link", line)
         if not has_summary:
-            report.add(
-                w, "MissingTextualContent", "Missing textual content (no content and no summary)", line
-            )
+            report.add(w, "MissingTextualContent", "Missing textual content (no content and no summary)", line)
     elif not has_summary:
         ctype = content.get("type", "text")
-        binary = "/" in ctype and not (
-            ctype.endswith("+xml") or ctype.endswith("/xml") or ctype.startswith("text/")
-        )
+        binary = "/" in ctype and not (ctype.endswith("+xml") or ctype.endswith("/xml") or ctype.startswith("text/"))
         if content.get("src") is not None or binary:
             report.add(
                 w,
@@ -2124,31 +2100,31 @@ def _json_pairs(pairs):
 
 
 def _bad_constant(name):
-    raise ValueError("%s is not valid JSON" % name)
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def _jf_label(index, item):
     if not isinstance(item, dict):
-        return "items[%d]" % index
+        return f"items[{index}]"
     bits = []
     if "id" in item:
-        bits.append("id=%s" % _short(item["id"]))
+        bits.append("id={}".format(_short(item["id"])))
     if isinstance(item.get("title"), str):
-        bits.append("title=%s" % _short(item["title"]))
-    return "items[%d]" % index + (" (%s)" % ", ".join(bits) if bits else "")
+        bits.append(f"title={_short(item['title'])}")
+    return f"items[{index}]" + (f" ({', '.join(bits)})" if bits else "")
 
 
 def _jf_string(report, w, obj, key, *, required=False, nonblank=False):
     if key not in obj:
         if required:
-            report.add(w, "MissingField", "required field %r is missing" % key)
+            report.add(w, "MissingField", f"required field {key!r} is missing")
         return None
     value = obj[key]
     if not isinstance(value, str):
-        report.add(w, "InvalidType", "%r must be a string, not %s" % (key, type(value).__name__))
+        report.add(w, "InvalidType", f"{key!r} must be a string, not {type(value).__name__}")
         return None
     if nonblank and not value.strip():
-        report.add(w, "NotBlank", "%r should not be blank" % key)
+        report.add(w, "NotBlank", f"{key!r} should not be blank")
     return value
 
 
@@ -2168,10 +2144,10 @@ def _jf_authors(report, w, obj):
             if not authors:
                 report.add(w, "InvalidAuthor", "'authors' must not be an empty array")
             for i, author in enumerate(authors):
-                _jf_author(report, "%s authors[%d]" % (w, i), author)
+                _jf_author(report, f"{w} authors[{i}]", author)
     elif "author" in obj:
         report.add(w, "DeprecatedAuthor", "'author' is deprecated in JSON Feed 1.1; use 'authors' (an array)")
-        _jf_author(report, "%s author" % w, obj["author"])
+        _jf_author(report, f"{w} author", obj["author"])
 
 
 def _jf_author(report, w, author):
@@ -2185,7 +2161,7 @@ def _jf_author(report, w, author):
     _jf_url(report, w, author, "avatar")
     for key in author:
         if key not in ("name", "url", "avatar") and not key.startswith("_"):
-            report.add(w, "UnknownField", "unknown author field %r (extensions must start with '_')" % key)
+            report.add(w, "UnknownField", f"unknown author field {key!r} (extensions must start with '_')")
 
 
 def _jf_language(report, w, obj):
@@ -2209,17 +2185,17 @@ def check_json_feed(data: bytes, *, self_url: str | None = None) -> list[str]:
         report.add(
             "document",
             "UnicodeError",
-            "document is not valid UTF-8 (%s)" % exc.reason,
+            f"document is not valid UTF-8 ({exc.reason})",
             data.count(b"\n", 0, exc.start) + 1,
         )
         return report.errors
     try:
         feed = json.loads(text, object_pairs_hook=_json_pairs, parse_constant=_bad_constant)
     except _DuplicateKey as exc:
-        report.add("document", "InvalidJSON", "duplicate object key %r" % exc.args[0])
+        report.add("document", "InvalidJSON", f"duplicate object key {exc.args[0]!r}")
         return report.errors
     except ValueError as exc:
-        report.add("document", "InvalidJSON", "not valid JSON: %s" % exc)
+        report.add("document", "InvalidJSON", f"not valid JSON: {exc}")
         return report.errors
     if not isinstance(feed, dict):
         report.add("document", "InvalidJSON", "top level JSON value must be an object")
@@ -2227,7 +2203,7 @@ def check_json_feed(data: bytes, *, self_url: str | None = None) -> list[str]:
 
     version = _jf_string(report, w, feed, "version", required=True)
     if version is not None and version != JSONFEED_VERSION:
-        report.add(w, "InvalidVersion", "version must be %r, not %r" % (JSONFEED_VERSION, version))
+        report.add(w, "InvalidVersion", f"version must be {JSONFEED_VERSION!r}, not {version!r}")
     _jf_string(report, w, feed, "title", required=True, nonblank=True)
     _jf_url(report, w, feed, "home_page_url")
     feed_url = _jf_url(report, w, feed, "feed_url")
@@ -2242,7 +2218,7 @@ def check_json_feed(data: bytes, *, self_url: str | None = None) -> list[str]:
         report.add(
             w,
             "SelfDoesntMatchLocation",
-            "feed_url %r doesn't match document location %r" % (feed_url, self_url),
+            f"feed_url {feed_url!r} doesn't match document location {self_url!r}",
         )
     for key in ("description", "user_comment"):
         _jf_string(report, w, feed, key)
@@ -2258,7 +2234,7 @@ def check_json_feed(data: bytes, *, self_url: str | None = None) -> list[str]:
             report.add(w, "InvalidType", "'hubs' must be an array")
         else:
             for i, hub in enumerate(hubs):
-                hw = "%s hubs[%d]" % (w, i)
+                hw = f"{w} hubs[{i}]"
                 if not isinstance(hub, dict):
                     report.add(hw, "InvalidType", "hub must be an object")
                     continue
@@ -2266,7 +2242,7 @@ def check_json_feed(data: bytes, *, self_url: str | None = None) -> list[str]:
                 _jf_url(report, hw, hub, "url", required=True)
     for key in feed:
         if key not in _JF_TOP_KEYS and not key.startswith("_"):
-            report.add(w, "UnknownField", "unknown top-level field %r (extensions must start with '_')" % key)
+            report.add(w, "UnknownField", f"unknown top-level field {key!r} (extensions must start with '_')")
 
     if "items" not in feed:
         report.add(w, "MissingField", "required field 'items' is missing")
@@ -2289,15 +2265,14 @@ def _check_jf_item(report, index, item, ids):
     if "id" not in item:
         report.add(w, "MissingField", "required field 'id' is missing")
     elif not isinstance(item["id"], str):
-        report.add(w, "InvalidType", "'id' must be a string, not %s" % type(item["id"]).__name__)
+        report.add(w, "InvalidType", "'id' must be a string, not {}".format(type(item["id"]).__name__))
     elif not item["id"].strip():
         report.add(w, "NotBlank", "'id' should not be blank")
     elif item["id"] in ids:
         report.add(
             w,
             "DuplicateValue",
-            "id values must be unique within the feed (%r also used by items[%d])"
-            % (item["id"], ids[item["id"]]),
+            f"id values must be unique within the feed ({item['id']!r} also used by items[{ids[item['id']]}])",
         )
     else:
         ids[item["id"]] = index
@@ -2310,7 +2285,7 @@ def _check_jf_item(report, index, item, ids):
         report.add(w, "MissingContent", "item must have content_html or content_text (or both)")
     if html is not None:
         for rule, detail in _html_problems(html):
-            report.add(w, rule, "content_html %s" % detail)
+            report.add(w, rule, f"content_html {detail}")
     if text is not None and html is None and not text.strip():
         report.add(w, "NotBlank", "'content_text' should not be blank")
     _jf_string(report, w, item, "summary")
@@ -2334,20 +2309,20 @@ def _check_jf_item(report, index, item, ids):
             report.add(w, "InvalidType", "'attachments' must be an array")
         else:
             for i, att in enumerate(atts):
-                aw = "%s attachments[%d]" % (w, i)
+                aw = f"{w} attachments[{i}]"
                 if not isinstance(att, dict):
                     report.add(aw, "InvalidType", "attachment must be an object")
                     continue
                 _jf_url(report, aw, att, "url", required=True)
                 mime = _jf_string(report, aw, att, "mime_type", required=True)
                 if mime is not None and not _MIME_RE.match(mime):
-                    report.add(aw, "InvalidMIMEType", "mime_type is not a valid MIME type: %r" % mime)
+                    report.add(aw, "InvalidMIMEType", f"mime_type is not a valid MIME type: {mime!r}")
                 _jf_string(report, aw, att, "title")
                 for key in ("size_in_bytes", "duration_in_seconds"):
                     if key in att and (
                         isinstance(att[key], bool) or not isinstance(att[key], (int, float)) or att[key] < 0
                     ):
-                        report.add(aw, "InvalidType", "%r must be a non-negative number" % key)
+                        report.add(aw, "InvalidType", f"{key!r} must be a non-negative number")
                 for key in att:
                     if key not in (
                         "url",
@@ -2356,7 +2331,7 @@ def _check_jf_item(report, index, item, ids):
                         "size_in_bytes",
                         "duration_in_seconds",
                     ) and not key.startswith("_"):
-                        report.add(aw, "UnknownField", "unknown attachment field %r" % key)
+                        report.add(aw, "UnknownField", f"unknown attachment field {key!r}")
     for key in item:
         if key not in _JF_ITEM_KEYS and not key.startswith("_"):
-            report.add(w, "UnknownField", "unknown item field %r (extensions must start with '_')" % key)
+            report.add(w, "UnknownField", f"unknown item field {key!r} (extensions must start with '_')")
