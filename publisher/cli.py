@@ -115,7 +115,7 @@ def build(ctx: click.Context, drafts: bool, future: bool, output: Path | None, n
         left_out.append(f"{plural(result.scheduled_left_out, 'scheduled issue')} (use --future)")
     if left_out:
         click.echo(f"Left out {' and '.join(left_out)}.")
-    click.echo(f"Open {out / 'index.html'} or run `publisher preview` to look at it.")
+    click.echo(f"Open {out / 'index.html'} to look at it (or serve it: python3 -m http.server -d {out}).")
 
 
 def plural(n: int, noun: str) -> str:

@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,7 +28,12 @@ log = logging.getLogger(__name__)
 
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}-")
-_ISO_SHAPE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*(Z|[+-]\d{2}:?\d{2})?$")
+# ISO 8601 and YAML 1.1 timestamps: 2026-11-24, 2026-11-24 8:00, 2026-11-24T08:00:00.5+08:00, ... -5, ...z
+_DATE_SHAPE = re.compile(
+    r"^(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})"
+    r"(?:(?:[Tt]|[ \t]+)(?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.(?P<f>\d+))?)?"
+    r"[ \t]*(?P<tz>[Zz]|[+-]\d{1,2}(?::?\d{2})?)?)?$"
+)
 
 
 @dataclass(frozen=True)
@@ -107,14 +112,30 @@ def parse_date(value: Any, tz: ZoneInfo) -> datetime:
         parsed = value
     elif isinstance(value, date):
         parsed = datetime.combine(value, time())
-    elif isinstance(value, str) and _ISO_SHAPE.match(value.strip()):
+    elif isinstance(value, str) and (match := _DATE_SHAPE.match(value.strip())):
         try:
-            parsed = datetime.fromisoformat(value.strip())
+            parsed = _from_match(match)
         except ValueError as exc:
             raise _FieldError(f"{value.strip()!r} is not a real date or time ({exc})", hint) from None
     else:
         raise _FieldError(f"{value!r} is not a date", hint)
     return parsed.replace(tzinfo=tz) if parsed.tzinfo is None else parsed
+
+
+def _from_match(match: re.Match[str]) -> datetime:
+    g = match.groupdict()
+    micro = int((g["f"] or "0")[:6].ljust(6, "0"))
+    zone = None
+    if g["tz"]:
+        if g["tz"] in "Zz":
+            zone = UTC
+        else:
+            sign = -1 if g["tz"][0] == "-" else 1
+            digits = g["tz"][1:].replace(":", "")
+            hours, minutes = (digits[:-2], digits[-2:]) if len(digits) > 2 else (digits, "0")
+            zone = timezone(sign * timedelta(hours=int(hours), minutes=int(minutes)))
+    return datetime(int(g["y"]), int(g["m"]), int(g["d"]), int(g["H"] or 0), int(g["M"] or 0), int(g["S"] or 0),
+                    micro, tzinfo=zone)
 
 
 def _date(value: Any, ctx: _Context) -> datetime:

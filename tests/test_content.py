@@ -24,6 +24,7 @@ BAD_INPUTS = [
     ("bad-date.md", "---\ntitle: 标题\ndate: next tuesday\n---\n正文\n", "date", "is not a date"),
     ("impossible-date.md", "---\ntitle: 标题\ndate: 2026-02-30\n---\n正文\n", "date", "not a real date"),
     ("impossible-time.md", "---\ntitle: 标题\ndate: 2026-11-20 25:61\n---\n正文\n", "date", "not a real date"),
+    ("impossible-zone.md", "---\ntitle: 标题\ndate: 2026-11-20 08:00 +25:00\n---\n正文\n", "date", "not a real date"),
     ("tags-not-list.md", "---\ntitle: 标题\ndate: 2026-11-20\ntags: AI\n---\n正文\n", "tags", "must be a list"),
     ("slug-slash.md", "---\ntitle: 标题\ndate: 2026-11-20\nslug: a/b\n---\n正文\n", "slug", "not a valid slug"),
     ("slug-dots.md", "---\ntitle: 标题\ndate: 2026-11-20\nslug: ../etc\n---\n正文\n", "slug", "not a valid slug"),
@@ -124,6 +125,10 @@ def test_unknown_key_warns_with_suggestion(newsletter, caplog):
     ("2026-11-24T00:00:00Z", datetime(2026, 11, 24, 8, tzinfo=SHANGHAI)),
     ("2026-11-23T19:00:00-05:00", datetime(2026, 11, 24, 8, tzinfo=SHANGHAI)),
     ("'2026-11-24'", datetime(2026, 11, 24, tzinfo=SHANGHAI)),
+    ("2026-11-23 19:00:00.5 -5", datetime(2026, 11, 24, 8, 0, 0, 500000, tzinfo=SHANGHAI)),  # YAML 1.1 form
+    ("2026-11-24t00:00:00z", datetime(2026, 11, 24, 8, tzinfo=SHANGHAI)),
+    ("2026-11-24T08:00+0800", datetime(2026, 11, 24, 8, tzinfo=SHANGHAI)),
+    ("2026-1-5 8:00", datetime(2026, 1, 5, 8, tzinfo=SHANGHAI)),
 ])
 def test_date_forms(newsletter, value, expected):
     newsletter.issue("x.md", f"title: t\ndate: {value}\n")
