@@ -7,18 +7,23 @@ mtime (rsync, deploy and browsers see no change) and costs no copy.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
+import multiprocessing
 import os
 import pickle
+import posixpath
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from . import __version__, content, feeds, markdown, site
+from . import __version__, content, emails, feeds, markdown, site
 from .config import Config
 from .content import Issue
 from .errors import PublisherError, relpath
@@ -66,9 +71,14 @@ def render(config: Config, issues: Sequence[Issue], *, theme: Theme | None = Non
     """The whole site in memory. Pure: the same config, issues, theme and files give the same bytes."""
     theme = theme or load_theme(config)
     cache = cache or RenderCache(None)
-    bodies = {issue.slug: cache.html(issue.body, markdown.to_html) for issue in issues}
+    bodies = _Bodies(cache, issues)
+    memo = cache.memo(f"{theme.fingerprint}\0{config.fingerprint()}")
+    with cache.parallel():  # a first pass only collects what is not cached, to render it on every core
+        site.render_pages(config, theme, issues, bodies, now, memo=memo)
+        emails.email_pages(config, theme, issues, bodies, memo=memo)
     out = Site()
-    out.update(site.render_pages(config, theme, issues, bodies, now, memo=cache.get), "the web archive")
+    out.update(site.render_pages(config, theme, issues, bodies, now, memo=memo), "the web archive")
+    out.update(emails.email_pages(config, theme, issues, bodies, memo=memo), "the emails")
     out.update(feeds.render_feeds(config, issues, bodies, now), "the feeds")
     for rel, path in theme.files("web/static").items():
         out.add(f"static/{rel}", path, f"theme file {relpath(path, config.root)}")
@@ -111,15 +121,35 @@ def build(config: Config, *, now: datetime, drafts: bool = False, future: bool =
     return result
 
 
-def check(config: Config, *, now: datetime) -> list[Issue]:
-    """Load and render everything (drafts and scheduled issues too) without writing; raises on any error."""
+def check(config: Config, *, now: datetime) -> tuple[list[Issue], list[str]]:
+    """Load and render everything (drafts and scheduled issues too) without writing: the issues and the
+    warnings; raises on any error."""
     issue_files, assets = content.content_files(config.content_dir)
     issues = content.load_issues(config, issue_files)
-    render(config, issues, now=now, assets=assets)
-    return issues
+    theme = load_theme(config)
+    render(config, issues, theme=theme, now=now, assets=assets)
+    return issues, emails.check_emails(config, issues, theme=theme)
 
 
 # ---- the incremental cache ----
+
+
+class _Bodies(Mapping[str, str]):
+    """Each issue's HTML by slug, rendered from Markdown (or taken from the cache) when first asked for: a
+    page or email taken from the cache never needs it."""
+
+    def __init__(self, cache: RenderCache, issues: Sequence[Issue]) -> None:
+        self.cache = cache
+        self.sources = {issue.slug: issue.body for issue in issues}
+
+    def __getitem__(self, slug: str) -> str:
+        return self.cache.html(self.sources[slug], markdown.to_html)  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.sources)
+
+    def __len__(self) -> int:
+        return len(self.sources)
 
 
 class RenderCache:
@@ -136,6 +166,7 @@ class RenderCache:
         self.salt = salt  # settings that change how a file parses (the time zone)
         self.old: dict[str, object] = {}
         self.new: dict[str, object] = {}
+        self._queue: dict[str, Callable[[], object]] | None = None
         if folder is not None:
             try:
                 with open(folder / self.FILE, "rb") as fh:
@@ -146,14 +177,42 @@ class RenderCache:
                 self.old = {}
 
     def get(self, key: str, make):  # type: ignore[no-untyped-def]
-        """The value remembered under `key`, else `make()` (remembered for the next build)."""
+        """The value remembered under `key`, else `make()` (remembered for the next build).
+
+        Inside `parallel()`, a value not remembered is not made at once: `make` is queued and "" returned.
+        """
         value = self.new.get(key)
         if value is None:
             value = self.old.get(key)
             if value is None:
+                if self._queue is not None:
+                    self._queue.setdefault(key, make)
+                    return ""
                 value = make()
             self.new[key] = value
         return value
+
+    @contextmanager
+    def parallel(self) -> Iterator[None]:
+        """Queue the renders that are not cached, then run them on every core (forked workers inherit the
+        queued closures, so nothing but the results crosses between processes)."""
+        self._queue = {}
+        try:
+            yield
+            queued, self._queue = self._queue, None
+            self.new.update(_run_all(queued))
+        finally:
+            self._queue = None
+
+    def memo(self, shared: str):  # type: ignore[no-untyped-def]
+        """A memo for renderers: `memo(inputs, make)` keyed by a hash of `inputs` and `shared` (the theme and
+        the settings, which every rendering depends on)."""
+
+        def memo(inputs: object, make):  # type: ignore[no-untyped-def]
+            text = repr((__version__, shared, inputs))
+            return self.get("render:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(), make)
+
+        return memo
 
     def html(self, body: str, render) -> str:  # type: ignore[no-untyped-def]
         key = "html:" + hashlib.sha256(body.encode("utf-8")).hexdigest()
@@ -172,6 +231,32 @@ class RenderCache:
         with open(tmp, "wb") as fh:
             pickle.dump((__version__, self.new), fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, self.folder / self.FILE)
+
+
+PARALLEL_MIN = 48  # below this many renders, starting worker processes costs more than it saves
+_QUEUED: list[Callable[[], object]] = []
+
+
+def _run_queued(index: int) -> object:
+    return _QUEUED[index]()
+
+
+def _run_all(queued: Mapping[str, Callable[[], object]]) -> dict[str, object]:
+    workers = min(os.cpu_count() or 1, 8)
+    if len(queued) < PARALLEL_MIN or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return {key: make() for key, make in queued.items()}
+    # Renders of one issue (its page, its email: see `group`) run side by side, so that a worker makes the
+    # issue's HTML once for both.
+    keys = sorted(queued, key=lambda k: getattr(queued[k], "group", ""))
+    _QUEUED[:] = [queued[k] for k in keys]
+    gc.freeze()  # the workers then share the parent's objects without copying the pages the GC would touch
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            results = pool.map(_run_queued, range(len(_QUEUED)), chunksize=max(2, len(_QUEUED) // (workers * 8)))
+            return dict(zip(keys, results, strict=True))
+    finally:
+        gc.unfreeze()
+        _QUEUED.clear()
 
 
 # ---- writing ----
@@ -221,13 +306,20 @@ def write_tree(files: Mapping[str, Source], output: Path, result: BuildResult) -
         return
     try:
         staging.mkdir()
-        for path in changed:
+        for folder in sorted({posixpath.dirname(p) for p in changed} - {""}):
+            (staging / folder).mkdir(parents=True, exist_ok=True)
+
+        def write(path: str) -> None:
             data, target = files[path], staging / path
-            target.parent.mkdir(parents=True, exist_ok=True)
             if isinstance(data, Path):
                 shutil.copy2(data, target)
             else:
                 target.write_bytes(data)
+
+        # Threads: file writes wait on the disk, not on Python, and a first build writes thousands of files.
+        with ThreadPoolExecutor(8) as pool:
+            for _ in pool.map(write, changed):
+                pass
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

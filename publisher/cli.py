@@ -6,9 +6,11 @@ Exit status: 0 done, 1 a user-facing error (a `PublisherError`, printed one prob
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
+import secrets
 import sys
 import tomllib
 from datetime import UTC, datetime
@@ -17,10 +19,11 @@ from typing import Any
 
 import click
 
-from . import __version__, content
+from . import __version__, content, emails, markdown
 from . import build as build_mod
 from .config import CONFIG_FILE, config_from_dict, load_config
 from .errors import PublisherError, relpath
+from .tokens import SECRET_ENV, secret_from_env
 
 log = logging.getLogger("publisher")
 
@@ -128,10 +131,14 @@ def check(ctx: click.Context) -> None:
     """Validate the config, every issue and the theme without writing anything."""
     config = load_config(_root(ctx))
     when = now()
-    issues = build_mod.check(config, now=when)
+    issues, warnings = build_mod.check(config, now=when)
+    for warning in warnings:
+        log.warning("%s", warning)
     drafts = sum(1 for i in issues if i.draft)
     future = sum(1 for i in issues if not i.draft and i.is_future(when))
-    click.echo(f"OK: {plural(len(issues), 'issue')} ({plural(drafts, 'draft')}, {future} scheduled), no errors.")
+    noted = f", {plural(len(warnings), 'warning')}" if warnings else ""
+    click.echo(f"OK: {plural(len(issues), 'issue')} ({plural(drafts, 'draft')}, {future} scheduled), "
+               f"no errors{noted}.")
 
 
 _INIT_CONFIG = """\
@@ -264,6 +271,44 @@ def new(ctx: click.Context, title: str, slug: str | None, date_text: str | None)
         encoding="utf-8",
     )
     click.echo(f"Created {relpath(path, Path.cwd())} (a draft: remove `draft: true` when it is ready).")
+
+
+@cli.command("email")
+@click.argument("slug")
+@click.option("--text", "mode", flag_value="text", help="Print the plain-text part.")
+@click.option("--eml", "mode", flag_value="eml", help="Print the whole MIME message.")
+@click.option("--html", "mode", flag_value="html", default=True, help="Print the HTML (the default).")
+@click.option("--to", "to", default=emails.EXAMPLE_ADDRESS, show_default=True, help="The recipient to fill in.")
+@click.option("--name", default="", help="The recipient's name, for the greeting.")
+@click.pass_context
+def email_command(ctx: click.Context, slug: str, mode: str, to: str, name: str) -> None:
+    """Print the email of issue SLUG as one subscriber would get it."""
+    config = load_config(_root(ctx))
+    issues = content.load_issues(config)
+    issue = next((i for i in issues if i.slug == slug), None)
+    if issue is None:
+        close = difflib.get_close_matches(slug, [i.slug for i in issues], n=3)
+        raise PublisherError(f"no issue has the slug {slug!r}",
+                             hint=f"did you mean {', '.join(close)}?" if close else "see `publisher check`")
+    pages = {str(i.path): i.url_path for i in issues}
+    rendered = emails.render_email(config, issue, markdown.to_html(issue.body), pages=pages)
+    for warning in rendered.warnings:
+        log.warning("%s", warning)
+    try:
+        secret = secret_from_env()
+    except PublisherError:
+        secret = secrets.token_bytes(32)
+        log.warning("%s is not set: the unsubscribe link in this preview is signed with a throwaway key",
+                    SECRET_ENV)
+    sender = emails.sender_of(config, require_address=mode == "eml")
+    factory = emails.MessageFactory(rendered, sender, secret, date=now())
+    recipient = emails.Recipient(to, name)
+    if mode == "eml":
+        click.echo(factory.message(recipient).decode("ascii"), nl=False)
+    elif mode == "text":
+        click.echo(factory.text_for(recipient), nl=False)
+    else:
+        click.echo(factory.html_for(recipient))
 
 
 def main() -> None:

@@ -49,14 +49,22 @@ def text(*, required: bool = False) -> Validator:
     return check
 
 
+def _absolute_http(value: Any, example: str) -> str:
+    if isinstance(value, str):
+        parts = urlsplit(value.strip())
+        if parts.scheme in ("http", "https") and parts.netloc and " " not in value.strip():
+            return value.strip()
+    raise ValueError(f"must be an absolute http(s) URL like {example}")
+
+
 def http_url(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("must be an absolute http(s) URL like https://example.com/news/")
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc or " " in value.strip():
-        raise ValueError("must be an absolute http(s) URL like https://example.com/news/")
-    # A base URL is a folder: without the slash, urljoin would drop its last segment.
-    return value.strip() if value.strip().endswith("/") else value.strip() + "/"
+    """A base URL: always a folder, since without the slash urljoin would drop its last segment."""
+    url = _absolute_http(value, "https://example.com/news/")
+    return url if url.endswith("/") else url + "/"
+
+
+def page_url(value: Any) -> str:
+    return _absolute_http(value, "https://example.com/unsubscribe")
 
 
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -150,7 +158,30 @@ class FeedsConfig:
     full_content: bool = _option(boolean, True)
 
 
-SECTIONS: dict[str, type] = {"site": SiteConfig, "build": BuildConfig, "feeds": FeedsConfig}
+_LIST_ID = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+
+
+def list_id(value: Any) -> str:
+    if not isinstance(value, str) or not _LIST_ID.match(value.strip().strip("<>")):
+        raise ValueError("must be a dotted name like news.example.com (RFC 2919)")
+    return value.strip().strip("<>")
+
+
+@dataclass(frozen=True)
+class EmailConfig:
+    from_address: str | None = _option(optional(email_address), None)  # default: site.author_email
+    from_name: str = _option(text(), "")  # default: site.title
+    reply_to: str | None = _option(optional(email_address), None)
+    subject_prefix: str = _option(text(), "")
+    postal_address: str = _option(text(), "")  # CAN-SPAM: a physical postal address in every email
+    reason: str = _option(text(), "")  # why the reader gets this; default by language
+    unsubscribe_url: str | None = _option(optional(page_url), None)  # default: <site.url>unsubscribe
+    unsubscribe_mailto: str | None = _option(optional(email_address), None)  # default: from_address
+    list_id: str | None = _option(optional(list_id), None)  # default: newsletter.<site host>
+    default_name: str = _option(text(), "")  # the greeting's name when a subscriber has none
+
+
+SECTIONS: dict[str, type] = {"site": SiteConfig, "build": BuildConfig, "feeds": FeedsConfig, "email": EmailConfig}
 
 
 @dataclass(frozen=True)
@@ -160,6 +191,7 @@ class Config:
     site: SiteConfig
     build: BuildConfig
     feeds: FeedsConfig
+    email: EmailConfig
 
     @property
     def content_dir(self) -> Path:

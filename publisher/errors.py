@@ -52,6 +52,10 @@ class PublisherError(Exception):
     def __str__(self) -> str:
         return "\n".join(str(p) for p in self.problems)
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keeps every problem when the error crosses from a worker process.
+        return (self.__class__, (), {"problems": self.problems})
+
 
 def relpath(path: Path, root: Path) -> Path:
     """A path as the user knows it: relative to the newsletter folder when it is inside it."""

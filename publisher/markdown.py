@@ -10,7 +10,7 @@ import html
 import posixpath
 import re
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import PurePosixPath
 from urllib.parse import quote, urljoin
@@ -126,20 +126,38 @@ def first_paragraph_text(source: str) -> str:
     Block parsing is sequential, so the blocks of the document's head parse the same without the rest: only
     the head (cut at a blank line) is parsed, unless the rest defines link references the head may use.
     """
-    cut = source.find("\n\n", 2000)
-    if cut != -1 and "]:" not in source[cut:]:
-        text = _first_paragraph(source[:cut])
-        if text:
-            return text
+    for size in (500, 3000):
+        cut = source.find("\n\n", size)
+        if cut == -1:
+            break
+        if "]:" not in source[cut:]:
+            text = _first_paragraph(source[:cut])
+            if text:
+                return text
     return _first_paragraph(source)
 
 
+_PARAGRAPH = re.compile(r"^<p>(.*?)</p>$", re.S | re.M)
+_FOOTNOTE_REF = re.compile(r'<sup class="footnote-ref">.*?</sup>', re.S)
+_TAG = re.compile(r"<[^>]*>")
+
+
 def _first_paragraph(source: str) -> str:
-    for node in tree(source).children:
-        if node.name == "paragraph":
-            text = " ".join(inline_text(node).split())
-            if text:
-                return text
+    # From the rendered HTML rather than the syntax tree: the Rust renderer is several times cheaper than
+    # building the tree as Python objects, and top-level paragraphs are the `<p>` elements at line starts.
+    rendered = parser().render(source)
+    for match in _PARAGRAPH.finditer(rendered):
+        before = rendered[: match.start()]
+        if before.count("<blockquote") > before.count("</blockquote>") or before.count("<li") > before.count("</li>"):
+            continue  # not a top-level paragraph
+        inner = _TAG.sub("", _FOOTNOTE_REF.sub("", match.group(1)))
+        lines = [html.unescape(line) for line in inner.split("\n")]
+        text = lines[0]
+        for line in lines[1:]:
+            text += _join_break(text, line) + line
+        text = " ".join(text.split())
+        if text:
+            return text
     return ""
 
 
@@ -250,3 +268,226 @@ def absolutize(fragment: str, base: PurePosixPath, pages: Mapping[str, str], sit
         return absolute_url(site_url, target)
 
     return rewrite_urls(fragment, rewrite)
+
+
+# ---- plain text (the text/plain part of an email) ----
+
+TEXT_WIDTH = 72
+# East Asian wide and full-width ranges (what unicodedata.east_asian_width calls W and F), as a regex class so
+# that tokenizing runs in C.
+_WIDE = ("\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua000-\ua4cf\uac00-\ud7a3"
+         "\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6\U0001f300-\U0001f64f\U0001f900-\U0001f9ff"
+         "\U00020000-\U0003fffd")
+_TOKEN = re.compile(
+    rf"(?P<url>(?:https?|ftp|mailto):[^\s<>\"]+)|(?P<space>\s+)|(?P<wide>[{_WIDE}])|(?P<word>[^\s{_WIDE}]+)"
+)
+# Characters a line must not start with (closing punctuation), per the usual CJK line-breaking rules.
+_NO_LINE_START = set("，。、；：！？）」』】》〉’”…—,.;:!?)]}%")
+
+
+def display_width(text: str) -> int:
+    return sum(2 if is_wide(c) else 1 for c in text)
+
+
+def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None = None) -> list[str]:
+    """Wrap text to `width` display columns: CJK may break between any two characters, Latin words and URLs
+    never break (a URL longer than the line gets a line of its own), and no line starts with closing
+    punctuation."""
+    first = indent if first is None else first
+    start = display_width(first)
+    if start + 2 * len(text) <= width:  # fits even if every character is wide
+        return [(first + " ".join(text.split())).rstrip()]
+    lines: list[str] = []
+    line, used, line_start = first, start, start
+    pending_space = False
+    for match in _TOKEN.finditer(text):
+        kind, token = match.lastgroup, match.group(0)
+        if kind == "space":
+            pending_space = used > line_start
+            continue
+        w = 2 if kind == "wide" else (len(token) if token.isascii() else display_width(token))
+        space = 1 if pending_space else 0
+        if used + space + w > width and used > line_start and token[0] not in _NO_LINE_START:
+            lines.append(line.rstrip())
+            line, used, space = indent, display_width(indent), 0
+            line_start = used
+        if space:
+            line += " "
+            used += 1
+        line += token
+        used += w
+        pending_space = False
+    if line.strip() or not lines:
+        lines.append(line.rstrip())
+    return lines
+
+
+_BLOCKS = {"paragraph", "bullet_list", "ordered_list", "blockquote", "fence", "code_block", "table", "heading",
+           "lheading", "hr", "html_block"}
+
+
+Group = list[markdown_it_pyrs.Node] | markdown_it_pyrs.Node
+
+
+def _item_groups(children: Sequence[markdown_it_pyrs.Node]) -> list[Group]:
+    """A list item's children: runs of inline nodes (tight items hold them directly) and paragraphs as lists
+    of inline nodes, other blocks as they are."""
+    groups: list[Group] = []
+    for child in children:
+        if child.name == "paragraph":
+            groups.append(list(child.children))
+        elif child.name in _BLOCKS:
+            groups.append(child)
+        elif groups and isinstance(groups[-1], list):
+            groups[-1].append(child)
+        else:
+            groups.append([child])
+    return groups
+
+
+class TextRenderer:
+    """Markdown tree to readable plain text: links as numbered references [1] listed at the end."""
+
+    def __init__(self, resolve: Callable[[str], str], width: int = TEXT_WIDTH) -> None:
+        self.resolve = resolve  # URL as written -> absolute URL
+        self.width = width
+        self.links: list[str] = []
+        self.footnotes: list[str] = []
+
+    def render(self, source: str) -> str:
+        blocks = self.blocks(tree(source).children, "")
+        text = "\n\n".join(b for b in blocks if b)
+        if self.footnotes:
+            text += "\n\n" + "-" * 20 + "\n" + "\n".join(self.footnotes)
+        if self.links:
+            refs = [f"[{n}] {url}" for n, url in enumerate(self.links, 1)]
+            text += "\n\n" + "\n".join(refs)
+        return text.rstrip() + "\n"
+
+    def ref(self, url: str) -> int:
+        url = self.resolve(url)
+        if url in self.links:
+            return self.links.index(url) + 1
+        self.links.append(url)
+        return len(self.links)
+
+    def inline(self, node: markdown_it_pyrs.Node) -> str:
+        out: list[str] = []
+        for child in node.children:
+            name = child.name
+            if name in ("text", "text_special"):
+                out.append(child.meta.get("content", ""))
+            elif name in ("softbreak", "hardbreak"):
+                out.append("\n")
+            elif name == "code_inline":
+                out.append(self.inline(child) or child.meta.get("content", ""))
+            elif name in ("linkify", "autolink"):
+                out.append(self.resolve(child.meta.get("url", "")))
+            elif name == "link":
+                label = self.inline(child)
+                url = child.meta.get("url", "")
+                if url.startswith("#"):
+                    out.append(label)  # a jump inside the issue means nothing in plain text
+                elif label.strip() == self.resolve(url):
+                    out.append(label)
+                else:
+                    out.append(f"{label} [{self.ref(url)}]")
+            elif name == "image":
+                alt = self.inline(child).strip() or "image"
+                out.append(f"[{alt}] [{self.ref(child.meta.get('url', ''))}]")
+            elif name == "footnote_ref":
+                out.append(f"[^{child.meta.get('label', child.meta.get('def_id', ''))}]")
+            elif name == "strikethrough":
+                out.append(f"~~{self.inline(child)}~~")  # struck-out text must not read as if it stood
+            elif name in ("html_inline", "heading_anchor", "footnote_ref_anchor"):
+                continue
+            else:
+                out.append(self.inline(child))
+        return "".join(out)
+
+    def _flow(self, node: markdown_it_pyrs.Node) -> str:
+        """Inline text with soft breaks joined as a space (or nothing between CJK characters)."""
+        parts = self.inline(node).split("\n")
+        text = parts[0]
+        for part in parts[1:]:
+            text += _join_break(text, part) + part
+        return text
+
+    def blocks(self, nodes: Sequence[markdown_it_pyrs.Node], indent: str) -> list[str]:
+        return [self.block(node, indent) for node in nodes]
+
+    def block(self, node: markdown_it_pyrs.Node, indent: str) -> str:
+        name = node.name
+        width = self.width
+        if name == "paragraph":
+            return "\n".join(wrap(self._flow(node), width, indent))
+        if name in ("heading", "lheading"):
+            text = " ".join(self._flow(node).split())
+            level = node.meta.get("level", 1)
+            if level <= 2:
+                rule = ("=" if level == 1 else "-") * min(display_width(text), width)
+                return "\n".join(wrap(text, width, indent)) + "\n" + indent + rule
+            return "\n".join(wrap("#" * level + " " + text, width, indent))
+        if name in ("bullet_list", "ordered_list"):
+            return self.list(node, indent)
+        if name == "blockquote":
+            inner = "\n\n".join(b for b in self.blocks(node.children, "") if b)
+            return "\n".join((indent + "> " + line).rstrip() for line in inner.split("\n"))
+        if name in ("fence", "code_block"):
+            code = node.meta.get("content", "").rstrip("\n")
+            return "\n".join((indent + "    " + line).rstrip() for line in code.split("\n"))
+        if name == "hr":
+            return indent + "* * *"
+        if name == "table":
+            return self.table(node, indent)
+        if name == "html_block":
+            return ""
+        if name == "footnote_container":
+            for definition in node.children:
+                label = definition.meta.get("label", definition.meta.get("def_id", ""))
+                text = " ".join(b for b in self.blocks(definition.children, "") if b)
+                self.footnotes.append(f"[^{label}] {text.replace(chr(10), ' ')}")
+            return ""
+        if node.children:
+            return "\n\n".join(b for b in self.blocks(node.children, indent) if b)
+        return ""
+
+    def list(self, node: markdown_it_pyrs.Node, indent: str) -> str:
+        items = []
+        start = int(node.meta.get("start", 1) or 1)
+        for n, item in enumerate(node.children):
+            marker = f"{start + n}. " if node.name == "ordered_list" else "- "
+            inner = indent + " " * len(marker)
+            parts: list[str] = []
+            for group in _item_groups(item.children):
+                lead = (indent + marker) if not parts else inner
+                if isinstance(group, list):  # a tight item's inline nodes, or a paragraph's
+                    parts.append("\n".join(wrap(self._flow_nodes(group), self.width, inner, first=lead)))
+                elif group.name in ("bullet_list", "ordered_list"):
+                    if not parts:
+                        parts.append(lead.rstrip())
+                    parts.append(self.list(group, inner))
+                else:
+                    parts.append(self.block(group, inner))
+            items.append("\n".join(parts) if parts else (indent + marker).rstrip())
+        return "\n".join(items)
+
+    def _flow_nodes(self, nodes: Sequence[markdown_it_pyrs.Node]) -> str:
+        holder = markdown_it_pyrs.Node("inline")
+        holder.children = list(nodes)
+        return self._flow(holder)
+
+    def table(self, node: markdown_it_pyrs.Node, indent: str) -> str:
+        rows = []
+        for section in node.children:
+            for row in section.children:
+                rows.append([" ".join(self._flow(cell).split()) for cell in row.children])
+        lines = [indent + " | ".join(row) for row in rows]
+        if len(lines) > 1:
+            lines.insert(1, indent + "-" * min(max(display_width(line) for line in lines), self.width))
+        return "\n".join(lines)
+
+
+def to_text(source: str, resolve: Callable[[str], str], width: int = TEXT_WIDTH) -> str:
+    """Markdown to plain text for email: wrapped for CJK, links as [n] references with the URLs at the end."""
+    return TextRenderer(resolve, width).render(source)

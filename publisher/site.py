@@ -71,7 +71,6 @@ class PageRenderer:
                  memo: Memo | None = None):
         self.config = config
         self.memo = memo
-        self.shared = f"{__version__}\0{theme.fingerprint}\0{config.fingerprint()}" if memo else ""
         self.theme = theme
         self.issues = list(issues)
         self.tags = collect_tags(self.issues)
@@ -122,10 +121,7 @@ class PageRenderer:
 
     def _cached(self, inputs: object, make: Callable[[], bytes]) -> bytes:
         """`make()`, or the bytes an earlier build made from the same `inputs` (plus theme and settings)."""
-        if self.memo is None:
-            return make()
-        key = hashlib.sha256(repr((self.shared, inputs)).encode("utf-8", "surrogatepass")).hexdigest()
-        return self.memo("page:" + key, make)
+        return make() if self.memo is None else self.memo(inputs, make)
 
     def index(self) -> bytes:
         context = {"issues": [self._view(i, "") for i in self.issues],
@@ -167,36 +163,45 @@ class PageRenderer:
         return "\n".join(lines).encode("utf-8")
 
 
-Memo = Callable[[str, Callable[[], bytes]], bytes]
+# memo(inputs, make): the bytes an earlier build made from equal `inputs` (a repr-able value; the cache adds the
+# theme, the settings and the version), else make().
+Memo = Callable[[object, Callable[[], bytes]], bytes]
 
 
 def render_pages(config: Config, theme: Theme, issues: Sequence[Issue], bodies: Mapping[str, str],
                  now: datetime | None = None, memo: Memo | None = None) -> dict[str, bytes]:
     """Every web page of the archive. `bodies` maps slug to the issue's HTML as rendered from Markdown.
 
-    `memo(key, make)` may return a page rendered by an earlier build from the same inputs: each key hashes
-    everything its page shows (issues, body, neighbours), the theme files and the settings.
+    `memo` may return a page rendered by an earlier build from the same inputs: everything its page shows
+    (issues, body, neighbours).
     """
     renderer = PageRenderer(config, theme, issues, now, memo)
     out = {"index.html": renderer.index(), "404.html": renderer.not_found(), "sitemap.xml": renderer.sitemap()}
     for n, issue in enumerate(renderer.issues):
         newer = renderer.issues[n - 1] if n > 0 else None
         older = renderer.issues[n + 1] if n + 1 < len(renderer.issues) else None
-        body = bodies[issue.slug]
 
-        def make(issue: Issue = issue, body: str = body, newer: Issue | None = newer,
-                 older: Issue | None = older) -> bytes:
-            return renderer.issue_page(issue, body, newer, older)
+        def make(issue: Issue = issue, newer: Issue | None = newer, older: Issue | None = older) -> bytes:
+            return renderer.issue_page(issue, bodies[issue.slug], newer, older)
+
+        make.group = issue.slug  # type: ignore[attr-defined]  # rendered beside the issue's email (build.py)
 
         inputs = None
         if memo is not None:
-            links = sorted(renderer.pages.items()) if ".md" in body else None  # links to other issues' files
-            inputs = ("issue", _fields(issue), hashlib.sha256(body.encode("utf-8", "surrogatepass")).digest(), links,
-                      [_fields(i) if i else None for i in (newer, older)], now is not None and issue.is_future(now))
+            neighbours = [_fields(i) if i else None for i in (newer, older)]
+            scheduled = now is not None and issue.is_future(now)
+            inputs = ("issue", issue_inputs(issue, renderer.pages), neighbours, scheduled)
         out[issue.url_path + "index.html"] = renderer._cached(inputs, make)
     for tag in renderer.tags:
         out[tag.url_path + "index.html"] = renderer.tag_page(tag)
     return out
+
+
+def issue_inputs(issue: Issue, pages: Mapping[str, str]) -> tuple[object, ...]:
+    """What a rendering of one issue depends on: its fields, its Markdown, and where links to other issues go
+    (the version of publisher, which fixes how Markdown renders, is in every cache key)."""
+    links = sorted(pages.items()) if ".md" in issue.body else None
+    return (_fields(issue), hashlib.sha256(issue.body.encode("utf-8", "surrogatepass")).digest(), links)
 
 
 def _fields(issue: Issue) -> tuple[object, ...]:

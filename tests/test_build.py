@@ -81,7 +81,7 @@ def test_removed_issue_disappears_from_dist(newsletter):
     result = build(config, now=NOW)
     dist = newsletter.root / "dist"
     assert not (dist / "issues" / "b").exists() and not (dist / "tags" / "only-b").exists()
-    assert result.removed == 4  # the page, the tag page and its two feeds
+    assert result.removed == 5  # the page, its email, the tag page and its two feeds
 
 
 def test_cache_gives_the_same_bytes_and_repeats_warnings(newsletter, caplog):

@@ -72,6 +72,12 @@ def test_summary_is_first_text_paragraph():
     assert markdown.summarize(source) == "第一段第一行第二行 with link and more"
 
 
+def test_summary_skips_quotes_lists_and_footnote_marks():
+    source = ("> 来源：[原文](https://e.com)\n\n- 列表项\n\n  带段落的列表项\n\n"
+              "正文第一段[^1]，含 &amp; 实体和 <span>内联 HTML</span>。\n\n[^1]: 脚注\n")
+    assert markdown.summarize(source) == "正文第一段，含 & 实体和 内联 HTML。"
+
+
 def test_truncate_cjk_on_character_boundary():
     text = "这是一个关于大模型的很长的句子" * 30
     cut = markdown.truncate(text, 50)

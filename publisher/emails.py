@@ -1,0 +1,394 @@
+"""The email of an issue: MJML to HTML once, a plain-text part from the Markdown, and the MIME message each
+subscriber gets, made by a cheap fill-in of per-recipient parts (no template runs per subscriber).
+
+The per-recipient parts are markers in the once-rendered HTML and text (`%%publisher:name%%`, ...). A
+`MessageFactory` splits both parts at the markers and base64-encodes the fixed pieces once, each aligned to a
+3-byte boundary in all three ways the variable text before it can end; a message is then the pieces joined
+with the encoded recipient values in between: a valid base64 stream, made in microseconds.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import html
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import css_inline
+import mjml
+
+from . import markdown
+from .config import Config
+from .content import Issue
+from .errors import PublisherError, relpath
+from .site import Memo, format_date, issue_inputs
+from .themes import Theme, load_theme
+from .tokens import make_token
+
+GMAIL_CLIP_BYTES = 102 * 1024
+FIELDS = ("name", "email", "unsubscribe_url")
+_MARKER = re.compile(r"%%publisher:(name|email|unsubscribe_url)%%")
+EXAMPLE_ADDRESS = "reader@example.com"
+
+STRINGS = {
+    "zh": {"view_in_browser": "在浏览器中查看", "unsubscribe": "退订", "greeting": "你好，", "greeting_end": "：",
+           "sent_to": "本邮件发送至 ", "reader": "读者", "reason": "你收到这封邮件，是因为你订阅了《{title}》。"},
+    "en": {"view_in_browser": "View in browser", "unsubscribe": "Unsubscribe", "greeting": "Hi ", "greeting_end": ",",
+           "sent_to": "This email was sent to ", "reader": "there",
+           "reason": "You are receiving this because you subscribed to {title}."},
+}
+
+
+def strings_for(language: str) -> dict[str, str]:
+    return STRINGS["zh" if language.lower().startswith("zh") else "en"]
+
+
+class _Markers:
+    """What templates see as `recipient`: each attribute is the marker that is filled in per subscriber."""
+
+    def __getattr__(self, name: str) -> str:
+        if name not in FIELDS:
+            raise AttributeError(name)
+        return f"%%publisher:{name}%%"
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Everything about the sender that every message of the newsletter shares, defaults applied."""
+
+    address: str
+    name: str
+    reply_to: str | None
+    list_id: str
+    list_name: str
+    unsubscribe_url: str
+    unsubscribe_mailto: str
+    subject_prefix: str
+    reason: str
+    postal_address: str
+    default_name: str
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2]
+
+
+def sender_of(config: Config, *, require_address: bool = True) -> Sender:
+    """The sender's settings with defaults applied. Only a real message needs a From address; a preview of
+    the HTML or text does not (`require_address=False` then puts a stand-in on the site's domain)."""
+    email, site = config.email, config.site
+    host = urlsplit(site.url).hostname or "example.com"
+    address = email.from_address or site.author_email
+    if not address:
+        if require_address:
+            raise PublisherError("email.from_address is not set (nor site.author_email)", file=config.file.name,
+                                 field="email.from_address", hint='e.g. from_address = "news@example.com"')
+        address = f"newsletter@{host}"
+    strings = strings_for(site.language)
+    return Sender(
+        address=address,
+        name=email.from_name or site.title,
+        reply_to=email.reply_to,
+        list_id=email.list_id or f"newsletter.{host}",
+        list_name=site.title,
+        unsubscribe_url=email.unsubscribe_url or site.url + "unsubscribe",
+        unsubscribe_mailto=email.unsubscribe_mailto or address,
+        subject_prefix=email.subject_prefix,
+        reason=email.reason or strings["reason"].format(title=site.title),
+        postal_address=email.postal_address,
+        default_name=email.default_name or strings["reader"],
+    )
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    """One issue's email, rendered once: HTML and text still hold the per-recipient markers."""
+
+    issue: Issue
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def html_size(self) -> int:
+        return len(self.html.encode("utf-8"))
+
+
+def _email_html(config: Config, theme: Theme, issue: Issue, body_html: str, pages: Mapping[str, str],
+                warnings: list[str]) -> str:
+    """The issue's HTML made fit for mail clients: absolute URLs, styles inlined, every image with alt text."""
+    permalink = markdown.absolute_url(config.site.url, issue.url_path)
+    fragment = markdown.absolutize(body_html, issue.path.parent, pages, config.site.url, permalink)
+    shown = relpath(issue.file, config.root)
+    for attr, url in markdown.urls_in(fragment):
+        scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+        if attr == "href" and scheme not in ("http", "https", "mailto"):
+            warnings.append(f"{shown}: link {url!r} is not an http(s) or mailto URL; it will not work in email")
+    for match in re.finditer(r"<img\b[^>]*>", fragment):
+        if not re.search(r'\balt="[^"]+"', match.group(0)):
+            warnings.append(f"{shown}: an image has no alt text ({match.group(0)[:80]}); readers who block "
+                            "images see nothing")
+    css = "\n".join(path.read_text(encoding="utf-8") for rel, path in theme.files("email").items()
+                    if str(rel) == "content.css")
+    try:
+        return css_inline.inline_fragment(fragment, css) if css else fragment
+    except ValueError as exc:  # css_inline.InlineError
+        raise PublisherError(f"the theme's email/content.css cannot be inlined: {exc}") from None
+
+
+_CONTENT_MARKER = "%%publisher:content%%"
+
+
+def _template_file(theme: Theme, name: str, config: Config) -> Path | str:
+    filename = theme.env.get_template(name).filename
+    return relpath(Path(filename), config.root) if filename else name
+
+
+def render_email(config: Config, issue: Issue, body_html: str, *, theme: Theme | None = None,
+                 pages: Mapping[str, str] | None = None, text: bool = True) -> RenderedEmail:
+    """Render the issue's email once: MJML to HTML, and (unless `text` is false) the plain-text part."""
+    theme = theme or load_theme(config)
+    pages = pages if pages is not None else {str(issue.path): issue.url_path}
+    sender = sender_of(config, require_address=False)
+    strings = strings_for(config.site.language)
+    warnings: list[str] = []
+    subject = issue.subject or issue.title
+    prefix = config.email.subject_prefix
+    subject = f"{prefix} {subject}" if prefix else subject
+    local = issue.date.astimezone(config.site.timezone)
+    permalink = markdown.absolute_url(config.site.url, issue.url_path)
+    context = {
+        "site": {"title": config.site.title, "url": config.site.url, "language": config.site.language},
+        "issue": {"title": issue.title, "subject": subject, "preheader": issue.preheader or issue.summary,
+                  "permalink": permalink, "date_text": format_date(local, config.site.language),
+                  "date_iso": local.isoformat(), "summary": issue.summary, "tags": list(issue.tags)},
+        "email": {"reason": sender.reason, "postal_address": sender.postal_address},
+        "strings": strings,
+        "recipient": _Markers(),
+    }
+    content = _email_html(config, theme, issue, body_html, pages, warnings)
+    # MJML passes the inside of <mj-text> through untouched, so the issue's HTML goes in after MJML has run:
+    # MJML then parses a small document (5x faster) and an author's loose raw HTML cannot break it.
+    # MJML is parsed as XML: characters XML forbids (control characters in a title) would make it fail.
+    mjml_source = markdown.xml_safe(theme.render("email/issue.mjml", content=_CONTENT_MARKER, **context))
+    template_name = "email/issue.mjml"
+    try:
+        html_out = mjml.mjml2html(mjml_source, disable_comments=True, fonts={})
+    except ValueError as exc:
+        raise PublisherError(f"MJML error: {exc}", file=_template_file(theme, template_name, config),
+                             hint=f"while rendering the email of {relpath(issue.file, config.root)}") from None
+    if html_out.count(_CONTENT_MARKER) != 1:
+        raise PublisherError("the template must place {{ content }} exactly once inside an <mj-text>",
+                             file=_template_file(theme, template_name, config))
+    html_out = html_out.replace(_CONTENT_MARKER, markdown.xml_safe(content))
+
+    def resolve(url: str) -> str:
+        if url.startswith("#"):
+            return permalink + url
+        target = markdown.site_path(url, issue.path.parent, pages)
+        return url if target is None else markdown.absolute_url(config.site.url, target)
+
+    text_out = ""
+    if text:
+        body_text = markdown.to_text(issue.body, resolve)
+        text_out = theme.render("email/issue.txt", content=body_text.rstrip("\n"), **context)
+    rendered = RenderedEmail(issue=issue, subject=subject, preheader=context["issue"]["preheader"], html=html_out,
+                             text=text_out, warnings=tuple(warnings))
+    if rendered.html_size > GMAIL_CLIP_BYTES:
+        warnings.append(f"{relpath(issue.file, config.root)}: the email's HTML is {rendered.html_size // 1024} KB; "
+                        f"Gmail clips messages over 102 KB (shorten the issue or split it)")
+        rendered = RenderedEmail(issue, subject, rendered.preheader, html_out, text_out, tuple(warnings))
+    return rendered
+
+
+def check_emails(config: Config, issues: Sequence[Issue], *, theme: Theme | None = None) -> list[str]:
+    """Render every issue's email (HTML and text) and return the warnings; raises with every error found."""
+    theme = theme or load_theme(config)
+    pages = {str(i.path): i.url_path for i in issues}
+    warnings: list[str] = []
+    problems = []
+    for issue in issues:
+        try:
+            rendered = render_email(config, issue, markdown.to_html(issue.body), theme=theme, pages=pages)
+        except PublisherError as exc:
+            problems.extend(exc.problems)
+            continue
+        warnings.extend(rendered.warnings)
+        leftovers = [t for t in ("{{", "{%", "%%publisher:content") if t in rendered.html or t in rendered.text]
+        if leftovers:
+            warnings.append(f"{relpath(issue.file, config.root)}: the email still contains {leftovers[0]!r}")
+    if problems:
+        raise PublisherError(problems=problems)
+    if not config.email.postal_address:
+        warnings.append(f"{config.file.name}: email.postal_address is empty; CAN-SPAM requires a physical postal "
+                        "address in every commercial email")
+    if not (config.email.from_address or config.site.author_email):
+        warnings.append(f"{config.file.name}: email.from_address is not set; sending needs it")
+    return warnings
+
+
+# ---- per recipient ----
+
+
+@dataclass(frozen=True)
+class Recipient:
+    email: str
+    name: str = ""
+
+
+def fill(template: str, values: Mapping[str, str], *, escape: bool) -> str:
+    """Fill the markers of a rendered part (HTML-escaping the values for the HTML part)."""
+    return _MARKER.sub(lambda m: html.escape(values[m.group(1)]) if escape else values[m.group(1)], template)
+
+
+def _b64_lines(data: bytes) -> bytes:
+    """base64 in lines of 76 characters, each ended by CRLF."""
+    encoded = binascii.b2a_base64(data, newline=False)
+    return b"".join(encoded[i:i + 76] + b"\r\n" for i in range(0, len(encoded), 76))
+
+
+class _EncodedPart:
+    """A text part split at its markers, the fixed pieces pre-encoded (see the module docstring)."""
+
+    def __init__(self, template: str, escape: bool) -> None:
+        pieces = _MARKER.split(template)
+        self.fixed = [p.encode("utf-8") for p in pieces[0::2]]
+        self.fields = pieces[1::2]
+        self.escape = escape
+        # encoded[i][k]: fixed piece i without its first k bytes, encoded up to a multiple of 3 bytes, and the
+        # 0-2 bytes left over for the next window. The last piece is encoded whole (with padding).
+        last = len(self.fixed) - 1
+        self.encoded = []
+        for i, piece in enumerate(self.fixed):
+            variants = []
+            for k in range(3):
+                rest = piece[k:]
+                tail = 0 if i == last else len(rest) % 3
+                variants.append((_b64_lines(rest[: len(rest) - tail]), rest[len(rest) - tail:]))
+            self.encoded.append(variants)
+
+    def encode(self, values: Mapping[str, str]) -> bytes:
+        out, carry = [self.encoded[0][0][0]], self.encoded[0][0][1]
+        for i, name in enumerate(self.fields, start=1):
+            value = html.escape(values[name]) if self.escape else values[name]
+            window = carry + value.encode("utf-8")
+            need = -len(window) % 3
+            piece = self.fixed[i]
+            if need > len(piece):  # too short to realign on: it joins the bytes still to encode
+                carry = window + piece
+                continue
+            out.append(_b64_lines(window + piece[:need]))
+            encoded, carry = self.encoded[i][need]
+            out.append(encoded)
+        if carry:
+            out.append(_b64_lines(carry))
+        return b"".join(out)
+
+
+class MessageFactory:
+    """Makes the MIME message of one issue for any number of recipients, cheaply."""
+
+    def __init__(self, rendered: RenderedEmail, sender: Sender, secret: bytes, *, date: datetime) -> None:
+        self.rendered = rendered
+        self.sender = sender
+        self.secret = secret
+        self.slug = rendered.issue.slug
+        self.boundary = "==publisher_" + hashlib.sha256(rendered.html.encode("utf-8")).hexdigest()[:24] + "=="
+        self._text = _EncodedPart(rendered.text, escape=False)
+        self._html = _EncodedPart(rendered.html, escape=True)
+        self._common = self._common_headers(date)
+        self._mailto = f"mailto:{sender.unsubscribe_mailto}?subject="
+        self._message_id_salt = f"{self.slug}\0{sender.list_id}\0".encode()
+
+    def _common_headers(self, date: datetime) -> bytes:
+        msg = EmailMessage(policy=policy.SMTP)
+        msg["Subject"] = self.rendered.subject
+        msg["From"] = Address(display_name=self.sender.name, addr_spec=self.sender.address)
+        if self.sender.reply_to:
+            msg["Reply-To"] = self.sender.reply_to
+        msg["Date"] = format_datetime(date)
+        msg["List-Id"] = f"{self.sender.list_name} <{self.sender.list_id}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        msg["Precedence"] = "bulk"
+        msg["Auto-Submitted"] = "auto-generated"
+        msg["MIME-Version"] = "1.0"
+        return msg.as_bytes()[:-2]  # without the blank line that ends the header block
+
+    def values(self, recipient: Recipient) -> dict[str, str]:
+        return self._values(recipient)[0]
+
+    def _values(self, recipient: Recipient) -> tuple[dict[str, str], str]:
+        token = make_token(self.secret, "unsubscribe", recipient.email, self.sender.list_id)
+        url = f"{self.sender.unsubscribe_url}{'&' if '?' in self.sender.unsubscribe_url else '?'}token={token}"
+        values = {"name": recipient.name or self.sender.default_name, "email": recipient.email, "unsubscribe_url": url}
+        return values, token
+
+    def message_id(self, recipient: Recipient) -> str:
+        # The same issue to the same address always has the same id, so a resend after a crash can be
+        # recognised as a duplicate by the receiving side.
+        digest = hashlib.sha256(self._message_id_salt + recipient.email.encode("utf-8")).hexdigest()[:24]
+        return f"<{self.slug}.{digest}@{self.sender.domain}>"
+
+    def message(self, recipient: Recipient) -> bytes:
+        values, token = self._values(recipient)
+        to = formataddr((recipient.name, recipient.email), charset="utf-8") if recipient.name else recipient.email
+        unsubscribe = f"<{values['unsubscribe_url']}>, <{self._mailto}{quote('unsubscribe ' + token)}>"
+        b = self.boundary.encode()
+        return b"".join([
+            self._common,
+            b"To: ", to.encode("ascii", "strict"), b"\r\n",
+            b"Message-ID: ", self.message_id(recipient).encode(), b"\r\n",
+            b"List-Unsubscribe: ", unsubscribe.encode("ascii"), b"\r\n",
+            b'Content-Type: multipart/alternative; boundary="', b, b'"\r\n',
+            b"\r\n--", b, b'\r\nContent-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n',
+            self._text.encode(values),
+            b"--", b, b'\r\nContent-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n',
+            self._html.encode(values),
+            b"--", b, b"--\r\n",
+        ])
+
+    def html_for(self, recipient: Recipient) -> str:
+        return fill(self.rendered.html, self.values(recipient), escape=True)
+
+    def text_for(self, recipient: Recipient) -> str:
+        return fill(self.rendered.text, self.values(recipient), escape=False)
+
+
+def neutral_values(config: Config) -> dict[str, str]:
+    """The fill-in for the public "view in browser" copy: no one's name, address or token."""
+    sender = sender_of(config, require_address=False)
+    return {"name": sender.default_name, "email": "…", "unsubscribe_url": sender.unsubscribe_url}
+
+
+def browser_copy(config: Config, rendered: RenderedEmail) -> bytes:
+    return fill(rendered.html, neutral_values(config), escape=True).encode("utf-8")
+
+
+def email_pages(config: Config, theme: Theme, issues: Sequence[Issue], bodies: Mapping[str, str],
+                memo: Memo | None = None) -> dict[str, bytes]:
+    """`issues/<slug>/email.html` for every issue: the email as a subscriber sees it, for "view in browser"."""
+    pages = {str(i.path): i.url_path for i in issues}
+    out = {}
+    for issue in issues:
+
+        def make(issue: Issue = issue) -> bytes:
+            body = bodies[issue.slug]
+            return browser_copy(config, render_email(config, issue, body, theme=theme, pages=pages, text=False))
+
+        make.group = issue.slug  # type: ignore[attr-defined]  # rendered beside the issue's page (build.py)
+
+        inputs = ("email", issue_inputs(issue, pages))
+        out[issue.url_path + "email.html"] = make() if memo is None else memo(inputs, make)
+    return out
+
