@@ -13,6 +13,8 @@ import re
 import secrets
 import sys
 import tomllib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import click
 
 from . import __version__, content, emails, markdown
 from . import build as build_mod
+from . import deploy as deploy_mod
 from .config import CONFIG_FILE, config_from_dict, load_config
 from .errors import PublisherError, relpath
 from .tokens import SECRET_ENV, secret_from_env
@@ -309,6 +312,50 @@ def email_command(ctx: click.Context, slug: str, mode: str, to: str, name: str) 
         click.echo(factory.text_for(recipient), nl=False)
     else:
         click.echo(factory.html_for(recipient))
+
+
+@cli.command("deploy")
+@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+@click.option("--delete", is_flag=True, help="Remove files that are no longer in dist/ (after all uploads).")
+@click.pass_context
+def deploy_command(ctx: click.Context, dry_run: bool, delete: bool) -> None:
+    """Upload dist/ to deploy.target (a folder or s3://bucket/prefix): only what changed, feeds last."""
+    config = load_config(_root(ctx))
+    with progress_bar("Uploading") as progress:
+        result = deploy_mod.deploy(config, dry_run=dry_run, delete=delete, progress=progress)
+    if dry_run:
+        assert result.plan is not None
+        for line in deploy_mod.describe(result.plan, delete):
+            click.echo(line)
+        click.echo(f"Dry run: {result.uploaded or len(result.plan.uploads)} files would be uploaded "
+                   f"({result.bytes:,} bytes), {result.unchanged} unchanged, "
+                   f"{len(result.plan.stale)} {'would be deleted' if delete else 'stale'}; nothing was changed.")
+        return
+    click.echo(f"Deployed to {result.target}: {result.uploaded} uploaded ({result.bytes:,} bytes), "
+               f"{result.unchanged} unchanged, {result.deleted} deleted ({result.seconds:.2f} s)")
+    if result.stale:
+        click.echo(f"{plural(result.stale, 'file')} there no longer in dist/; "
+                   "`publisher deploy --delete` removes them.")
+    if result.invalidation:
+        click.echo(f"CloudFront invalidation {result.invalidation} created.")
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on a terminal; nothing (the summary line only) in logs and pipes."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(f"[bold]{label}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True,
+                  console=None) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
 
 
 def main() -> None:

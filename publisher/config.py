@@ -181,7 +181,53 @@ class EmailConfig:
     default_name: str = _option(text(), "")  # the greeting's name when a subscriber has none
 
 
-SECTIONS: dict[str, type] = {"site": SiteConfig, "build": BuildConfig, "feeds": FeedsConfig, "email": EmailConfig}
+_S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def deploy_target(value: Any) -> str:
+    """A folder path, or s3://bucket[/prefix] (the prefix is normalised to end with "/")."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a folder path like public or an S3 URL like s3://my-bucket/news/")
+    value = value.strip()
+    if value.startswith("s3://"):
+        bucket, _, prefix = value[5:].partition("/")
+        if not _S3_BUCKET.match(bucket) or ".." in bucket:
+            raise ValueError("must name a valid S3 bucket (lowercase letters, digits, dots and hyphens), "
+                             "like s3://my-bucket/news/")
+        prefix = prefix.strip("/")
+        return f"s3://{bucket}/{prefix + '/' if prefix else ''}"
+    if "://" in value:
+        raise ValueError("must be a folder path or an s3:// URL")
+    return value
+
+
+def aws_region(value: Any) -> str:
+    if not isinstance(value, str) or not re.match(r"^[a-z]{2}(-[a-z]+)+-\d+$", value.strip()):
+        raise ValueError("must be an AWS region like us-east-1 or ap-northeast-1")
+    return value.strip()
+
+
+def positive_int_max(limit: int) -> Validator:
+    def check(value: Any) -> int:
+        number = positive_int(value)
+        if number > limit:
+            raise ValueError(f"must be a whole number from 1 to {limit}")
+        return number
+
+    return check
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    target: str = _option(deploy_target, "public")  # a folder, or s3://bucket/prefix/
+    region: str | None = _option(optional(aws_region), None)  # default: the AWS chain (AWS_REGION, profile)
+    endpoint_url: str | None = _option(optional(page_url), None)  # an S3-compatible store; or AWS_ENDPOINT_URL
+    cloudfront_distribution: str | None = _option(optional(text()), None)
+    concurrency: int = _option(positive_int_max(64), 8)  # parallel uploads
+
+
+SECTIONS: dict[str, type] = {"site": SiteConfig, "build": BuildConfig, "feeds": FeedsConfig, "email": EmailConfig,
+                             "deploy": DeployConfig}
 
 
 @dataclass(frozen=True)
@@ -192,6 +238,7 @@ class Config:
     build: BuildConfig
     feeds: FeedsConfig
     email: EmailConfig
+    deploy: DeployConfig
 
     @property
     def content_dir(self) -> Path:

@@ -92,3 +92,44 @@ def sample_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = load_config(REPO, environ={})
     build(config, now=NOW, output=out, use_cache=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """A real moto server (S3, SES, SQS, CloudFront over HTTP) on 127.0.0.1, one per test process."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_server, monkeypatch):
+    """The standard AWS environment pointed at the moto server, with throwaway credentials."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    return moto_server
+
+
+@pytest.fixture
+def bucket(aws):
+    """A new, empty S3 bucket on the moto server (a DNS-valid name)."""
+    import uuid
+
+    import boto3
+
+    name = f"news-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name

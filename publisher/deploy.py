@@ -1,0 +1,411 @@
+"""Deploy `dist/` to a folder or to S3 (or any S3-compatible store): upload only what changed, in an order
+that never shows a reader a broken state, and delete only after everything is up.
+
+Order: assets first (images, CSS), then issue pages, then the archive and tag pages that link to them, then
+the feeds and the sitemap last, so a feed reader never sees an entry whose page is not there yet.
+
+On S3, files are compared by our own SHA-256, kept in each object's metadata (`x-amz-meta-sha256`) and, for
+speed, in a manifest object beside the site (`.publisher/manifest.json`): one LIST and one GET tell what
+changed. An object whose ETag is not the one the manifest recorded (changed by someone else, or uploaded by an
+interrupted deploy that never wrote the manifest) is checked with a HEAD of its metadata. An S3 ETag alone is
+not a content hash (multipart uploads, SSE-KMS).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import mimetypes
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .config import Config
+from .errors import PublisherError
+
+log = logging.getLogger(__name__)
+
+MANIFEST = ".publisher/manifest.json"
+FEEDS = ("rss.xml", "atom.xml", "feed.json")
+TYPES = {
+    "rss.xml": "application/rss+xml; charset=utf-8",
+    "atom.xml": "application/atom+xml; charset=utf-8",
+    "feed.json": "application/feed+json; charset=utf-8",
+    "sitemap.xml": "application/xml; charset=utf-8",
+}
+SHORT = "public, max-age=300"  # HTML and feeds: a new issue shows within minutes
+LONG = "public, max-age=86400"  # images and other assets that keep their name when they change
+IMMUTABLE = "public, max-age=31536000, immutable"  # assets with a content hash in their name
+_HASHED = re.compile(r"[.-][0-9a-f]{8,64}\.[A-Za-z0-9]+$")
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    key: str  # the site path, e.g. issues/x/index.html
+    path: Path
+    size: int
+    sha256: str
+
+    @property
+    def phase(self) -> int:
+        return phase(self.key)
+
+
+def phase(key: str) -> int:
+    """0 assets, 1 issue pages, 2 archive and tag pages, 3 feeds and sitemap."""
+    name = key.rpartition("/")[2]
+    if name in FEEDS or key == "sitemap.xml":
+        return 3
+    if name.endswith(".html"):
+        return 1 if key.startswith("issues/") else 2
+    return 0
+
+
+def content_type(key: str) -> str:
+    name = key.rpartition("/")[2]
+    if name in TYPES:
+        return TYPES[name]
+    guessed = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    if guessed.startswith("text/") or guessed in ("application/json", "application/javascript", "image/svg+xml",
+                                                  "application/xml"):
+        guessed += "; charset=utf-8"
+    return guessed
+
+
+def cache_control(key: str) -> str:
+    if key.endswith((".html", ".xml", ".json")):
+        return SHORT
+    return IMMUTABLE if _HASHED.search(key) else LONG
+
+
+def local_files(folder: Path) -> dict[str, LocalFile]:
+    if not folder.is_dir():
+        raise PublisherError(f"there is nothing to deploy: {folder} does not exist", hint="run `publisher build` first")
+    files = {}
+    for dirpath, dirnames, names in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(names):
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            key = path.relative_to(folder).as_posix()
+            data = path.read_bytes()
+            files[key] = LocalFile(key, path, len(data), hashlib.sha256(data).hexdigest())
+    return files
+
+
+class Target(Protocol):
+    """Where a site goes: a folder or an S3 prefix."""
+
+    description: str
+
+    def remote(self, wanted: Mapping[str, LocalFile]) -> dict[str, str]:
+        """Every file there as key -> SHA-256 (or "" when unknown)."""
+
+    def put(self, file: LocalFile) -> None: ...
+
+    def delete(self, keys: Sequence[str]) -> None: ...
+
+    def finish(self, files: Mapping[str, LocalFile]) -> None:
+        """Called once everything is up and deleted (S3 writes its manifest here)."""
+
+    def invalidate(self, keys: Sequence[str]) -> str | None: ...
+
+
+# ---- a folder ----
+
+
+class FolderTarget:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.description = str(root)
+
+    def remote(self, wanted: Mapping[str, LocalFile]) -> dict[str, str]:
+        if not self.root.exists():
+            return {}
+        return {f.key: f.sha256 for f in local_files(self.root).values()}
+
+    def put(self, file: LocalFile) -> None:
+        target = self.root / file.key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.publisher-tmp")
+        shutil.copyfile(file.path, tmp)
+        os.replace(tmp, target)  # a reader sees the old file or the new one, never half of one
+
+    def delete(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            (self.root / key).unlink(missing_ok=True)
+            for parent in (self.root / key).parents:
+                if parent == self.root or self.root not in parent.parents:
+                    break
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
+
+    def finish(self, files: Mapping[str, LocalFile]) -> None:
+        pass
+
+    def invalidate(self, keys: Sequence[str]) -> str | None:
+        return None
+
+
+# ---- S3 ----
+
+
+def s3_error(exc: Exception, target: str, config: Config) -> PublisherError:
+    """A boto3/botocore error as a message the user can act on."""
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, PartialCredentialsError
+
+    where = {"file": config.file.name, "field": "deploy.target"}
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return PublisherError(
+            f"no AWS credentials for {target}",
+            hint="set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where an IAM role "
+            "applies (credentials never go in publisher.toml)")
+    if isinstance(exc, EndpointConnectionError):
+        return PublisherError(f"cannot reach the S3 endpoint: {exc}", file=config.file.name,
+                              field="deploy.endpoint_url",
+                              hint="check deploy.endpoint_url or AWS_ENDPOINT_URL, and the network")
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "NoSuchBucket":
+            return PublisherError(f"the bucket of {target} does not exist", **where,
+                                  hint="create it (deploy/cloudformation.yaml does) or fix deploy.target")
+        if code in ("AccessDenied", "AllAccessDisabled", "403"):
+            return PublisherError(f"access denied to {target}: {exc.response['Error'].get('Message', '')}", **where,
+                                  hint="the credentials in use need the permissions in deploy/iam-deploy-policy.json")
+        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"):
+            return PublisherError(f"the AWS credentials were refused ({code}) for {target}",
+                                  hint="check AWS_PROFILE / AWS_ACCESS_KEY_ID, or refresh an expired session")
+        return PublisherError(f"S3 error on {target}: {code}: {exc.response['Error'].get('Message', '')}", **where)
+    return PublisherError(f"deploying to {target} failed: {exc}", **where)
+
+
+class S3Target:
+    def __init__(self, config: Config, client: Any = None, cloudfront: Any = None) -> None:
+        import boto3
+        from botocore.config import Config as BotoConfig
+
+        bucket, _, prefix = config.deploy.target[len("s3://"):].partition("/")
+        self.bucket, self.prefix = bucket, prefix
+        self.description = config.deploy.target
+        self.config = config
+        # Standard retries: 5xx, throttling, timeouts and dropped connections back off and retry.
+        boto = BotoConfig(retries={"max_attempts": 8, "mode": "standard"},
+                          max_pool_connections=max(10, config.deploy.concurrency * 2),
+                          connect_timeout=10, read_timeout=60)
+        kwargs = {"region_name": config.deploy.region, "endpoint_url": config.deploy.endpoint_url, "config": boto}
+        # A session of its own: the credential chain is read now, not whatever boto3's default session cached.
+        self.session = boto3.session.Session()
+        self.client = client or self.session.client("s3", **{k: v for k, v in kwargs.items() if v is not None})
+        self._cloudfront = cloudfront
+        self.etags: dict[str, str] = {}  # key -> ETag of what is there now
+        self.hashes: dict[str, str] = {}  # key -> SHA-256 of what is there now
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.client, method)(Bucket=self.bucket, **kwargs)
+        except Exception as exc:
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            if isinstance(exc, BotoCoreError | ClientError):
+                raise s3_error(exc, self.description, self.config) from None
+            raise
+
+    def remote(self, wanted: Mapping[str, LocalFile]) -> dict[str, str]:
+        listed: dict[str, str] = {}
+        token = None
+        while True:
+            page = self._call("list_objects_v2", Prefix=self.prefix, **({"ContinuationToken": token} if token else {}))
+            for item in page.get("Contents", []):
+                listed[item["Key"][len(self.prefix):]] = item["ETag"]
+            if not page.get("IsTruncated"):
+                break
+            token = page["NextContinuationToken"]
+        manifest = self._manifest() if MANIFEST in listed else {}
+        listed.pop(MANIFEST, None)
+        self.etags = dict(listed)
+        unknown = []
+        for key, etag in listed.items():
+            entry = manifest.get(key)
+            if entry and entry.get("etag") == etag:
+                self.hashes[key] = entry["sha256"]
+            elif key in wanted:
+                unknown.append(key)  # only files we may upload need a hash; others can only be deleted
+        if unknown:
+            log.debug("reading the metadata of %d objects not in the manifest", len(unknown))
+            with ThreadPoolExecutor(self.config.deploy.concurrency) as pool:
+                for key, sha in zip(unknown, pool.map(self._head_sha, unknown), strict=True):
+                    self.hashes[key] = sha
+        return {key: self.hashes.get(key, "") for key in listed}
+
+    def _manifest(self) -> dict[str, dict[str, str]]:
+        try:
+            body = self._call("get_object", Key=self.prefix + MANIFEST)["Body"].read()
+            data = json.loads(body)
+            return data["files"] if isinstance(data.get("files"), dict) else {}
+        except (ValueError, KeyError, AttributeError):
+            return {}  # a broken manifest only costs HEAD requests
+
+    def _head_sha(self, key: str) -> str:
+        head = self._call("head_object", Key=self.prefix + key)
+        return head.get("Metadata", {}).get("sha256", "")
+
+    def put(self, file: LocalFile) -> None:
+        response = self._call("put_object", Key=self.prefix + file.key, Body=file.path.read_bytes(),
+                              ContentType=content_type(file.key), CacheControl=cache_control(file.key),
+                              Metadata={"sha256": file.sha256})
+        self.etags[file.key] = response["ETag"]
+        self.hashes[file.key] = file.sha256
+
+    def delete(self, keys: Sequence[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": self.prefix + key} for key in keys[start:start + 1000]]
+            response = self._call("delete_objects", Delete={"Objects": batch, "Quiet": True})
+            if response.get("Errors"):
+                first = response["Errors"][0]
+                raise PublisherError(f"S3 refused to delete {first.get('Key')}: {first.get('Code')}",
+                                     hint="the credentials need s3:DeleteObject on the prefix")
+        for key in keys:
+            self.etags.pop(key, None)
+            self.hashes.pop(key, None)
+
+    def finish(self, files: Mapping[str, LocalFile]) -> None:
+        entries = {key: {"sha256": self.hashes[key], "etag": self.etags[key]}
+                   for key in sorted(files) if key in self.hashes and key in self.etags}
+        body = json.dumps({"version": 1, "files": entries}, indent=0, sort_keys=True).encode()
+        self._call("put_object", Key=self.prefix + MANIFEST, Body=body, ContentType="application/json",
+                   CacheControl="no-store")
+
+    def invalidate(self, keys: Sequence[str]) -> str | None:
+        distribution = self.config.deploy.cloudfront_distribution
+        if not distribution or not keys:
+            return None
+        paths: list[str] = []
+        for key in keys:
+            paths.append("/" + key)
+            if key == "index.html" or key.endswith("/index.html"):
+                paths.append("/" + key[: -len("index.html")])  # the folder URL readers actually use
+        if len(paths) > 30:  # CloudFront bills per path: one wildcard is cheaper than many
+            paths = ["/*"]
+        client = self._cloudfront or self.session.client("cloudfront")
+        reference = hashlib.sha256(("\n".join(sorted(paths)) + str(time.time_ns())).encode()).hexdigest()[:32]
+        try:
+            response = client.create_invalidation(DistributionId=distribution, InvalidationBatch={
+                "Paths": {"Quantity": len(paths), "Items": sorted(set(paths))}, "CallerReference": reference})
+        except Exception as exc:
+            raise PublisherError(f"the CloudFront invalidation failed: {exc}", file=self.config.file.name,
+                                 field="deploy.cloudfront_distribution",
+                                 hint="the site is uploaded; readers see changes when the cache expires") from None
+        return response["Invalidation"]["Id"]  # type: ignore[no-any-return]
+
+
+def target_for(config: Config, *, s3_client: Any = None, cloudfront_client: Any = None) -> Target:
+    if config.deploy.target.startswith("s3://"):
+        return S3Target(config, s3_client, cloudfront_client)
+    folder = Path(config.deploy.target)
+    folder = folder if folder.is_absolute() else config.root / folder
+    if folder.resolve() in (config.root.resolve(), config.output_dir.resolve(), config.content_dir.resolve()):
+        raise PublisherError(f"deploy.target {config.deploy.target!r} is the newsletter, dist/ or content/ itself",
+                             file=config.file.name, field="deploy.target",
+                             hint='use a folder of its own, e.g. "public"')
+    return FolderTarget(folder)
+
+
+# ---- the plan and the run ----
+
+
+@dataclass
+class Plan:
+    uploads: list[LocalFile]  # in upload order
+    unchanged: int
+    stale: list[str]  # remote files no longer in dist/
+
+    @property
+    def upload_bytes(self) -> int:
+        return sum(f.size for f in self.uploads)
+
+
+def make_plan(files: Mapping[str, LocalFile], remote: Mapping[str, str]) -> Plan:
+    uploads = sorted((f for f in files.values() if remote.get(f.key) != f.sha256), key=lambda f: (f.phase, f.key))
+    return Plan(uploads, len(files) - len(uploads), sorted(set(remote) - set(files)))
+
+
+@dataclass
+class DeployResult:
+    target: str
+    uploaded: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    stale: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    invalidation: str | None = None
+    dry_run: bool = False
+    plan: Plan | None = field(default=None, repr=False)
+
+
+Progress = Callable[[int, int], None]  # (files done, files in all)
+
+
+def deploy(config: Config, *, dry_run: bool = False, delete: bool = False, target: Target | None = None,
+           progress: Progress | None = None) -> DeployResult:
+    """Upload the changes of `dist/` to the configured target."""
+    started = time.perf_counter()
+    files = local_files(config.output_dir)
+    target = target or target_for(config)
+    plan = make_plan(files, target.remote(files))
+    result = DeployResult(target=target.description, unchanged=plan.unchanged, stale=len(plan.stale), dry_run=dry_run,
+                          plan=plan, bytes=plan.upload_bytes)
+    if dry_run:
+        result.seconds = time.perf_counter() - started
+        return result
+    done = 0
+    with ThreadPoolExecutor(config.deploy.concurrency) as pool:
+        for phase_number in range(4):
+            batch = [f for f in plan.uploads if f.phase == phase_number]
+            # A phase is uploaded whole before the next starts: pages never link to an asset not yet there.
+            for file in _as_done(pool, target.put, batch):
+                done += 1
+                log.debug("uploaded %s", file.key)
+                if progress:
+                    progress(done, len(plan.uploads))
+            result.uploaded = done
+    if delete and plan.stale:
+        target.delete(plan.stale)
+        result.deleted = len(plan.stale)
+        result.stale = 0
+    target.finish(files)
+    result.invalidation = target.invalidate([f.key for f in plan.uploads] + (plan.stale if delete else []))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _as_done(pool: ThreadPoolExecutor, fn: Callable[[LocalFile], None], batch: Iterable[LocalFile]):  # type: ignore[no-untyped-def]
+    futures = {pool.submit(fn, file): file for file in batch}
+    error: BaseException | None = None
+    for future, file in futures.items():
+        try:
+            future.result()
+        except BaseException as exc:  # let the others finish (or fail) before reporting
+            error = error or exc
+            continue
+        yield file
+    if error is not None:
+        raise error
+
+
+def describe(plan: Plan, delete: bool) -> list[str]:
+    """What a deploy would do, one line per file (for --dry-run)."""
+    lines = [f"upload {f.key} ({f.size:,} bytes, {content_type(f.key)})" for f in plan.uploads]
+    lines += [f"{'delete' if delete else 'stale (kept; --delete removes it)'} {key}" for key in plan.stale]
+    return lines
+
