@@ -27,6 +27,7 @@ from . import __version__, content, emails, feeds, markdown, site
 from .config import Config
 from .content import Issue
 from .errors import PublisherError, relpath
+from .files import prune_empty_parents
 from .themes import Theme, load_theme
 
 log = logging.getLogger(__name__)
@@ -332,15 +333,5 @@ def write_tree(files: Mapping[str, Source], output: Path, result: BuildResult) -
         os.replace(staging / path, target)
     for path in removed:
         (output / path).unlink(missing_ok=True)
-        _prune_empty(output / path, output)
+        prune_empty_parents(output / path, output)
     shutil.rmtree(staging, ignore_errors=True)
-
-
-def _prune_empty(path: Path, top: Path) -> None:
-    for parent in path.parents:
-        if parent == top or top not in parent.parents:
-            return
-        try:
-            parent.rmdir()
-        except OSError:  # not empty
-            return

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from .config import Config
 from .errors import PublisherError
+from .files import prune_empty_parents
 
 log = logging.getLogger(__name__)
 
@@ -142,13 +143,7 @@ class FolderTarget:
     def delete(self, keys: Sequence[str]) -> None:
         for key in keys:
             (self.root / key).unlink(missing_ok=True)
-            for parent in (self.root / key).parents:
-                if parent == self.root or self.root not in parent.parents:
-                    break
-                try:
-                    parent.rmdir()
-                except OSError:
-                    break
+            prune_empty_parents(self.root / key, self.root)
 
     def finish(self, files: Mapping[str, LocalFile]) -> None:
         pass
