@@ -340,6 +340,180 @@ def deploy_command(ctx: click.Context, dry_run: bool, delete: bool) -> None:
         click.echo(f"CloudFront invalidation {result.invalidation} created.")
 
 
+# ---- subscribers ----
+
+
+@cli.group()
+def subscribers() -> None:
+    """Manage subscribers (SQLite, or an SES contact list with subscribers.ses_contact_list)."""
+
+
+def _store(ctx: click.Context):  # type: ignore[no-untyped-def]
+    from .subscribers import open_store
+
+    return open_store(load_config(_root(ctx.find_root())))
+
+
+def _email_arg(value: str) -> str:
+    from .subscribers import normalize_email
+
+    try:
+        return normalize_email(value)
+    except ValueError as exc:
+        raise PublisherError(str(exc), field="EMAIL") from None
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--name", default="", help="The subscriber's name (for the greeting).")
+@click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
+@click.option("--status", type=click.Choice(["active", "unconfirmed"]), default="active", show_default=True)
+@click.option("--reactivate", is_flag=True, help="Also reactivate an address that unsubscribed, bounced or complained.")
+@click.pass_context
+def subscribers_add(ctx: click.Context, email: str, name: str, tags: tuple[str, ...], status: str,
+                    reactivate: bool) -> None:
+    """Add a subscriber (or update their name and tags)."""
+    from .subscribers import Subscriber
+
+    address = _email_arg(email)
+    verdict = _store(ctx).upsert(Subscriber(address, name, status, tags), reactivate=reactivate)
+    messages = {"added": f"Added {address}.", "updated": f"Updated {address}.",
+                "unchanged": f"{address} is already subscribed.",
+                "kept": f"{address} unsubscribed (or bounced) earlier and was not reactivated; use --reactivate "
+                        "only with their consent."}
+    click.echo(messages[verdict])
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@click.option("--forget", is_flag=True, help="Delete the record entirely (erasure) instead of unsubscribing.")
+@click.pass_context
+def subscribers_remove(ctx: click.Context, email: str, forget: bool) -> None:
+    """Unsubscribe an address (kept as unsubscribed so that no import brings it back)."""
+    address = _email_arg(email)
+    store = _store(ctx)
+    if store.get(address) is None:
+        raise PublisherError(f"{address} is not a subscriber")
+    if forget:
+        store.forget(address)
+        click.echo(f"Deleted {address}.")
+    else:
+        store.set_status(address, "unsubscribed")
+        click.echo(f"Unsubscribed {address}.")
+
+
+@subscribers.command("list")
+@click.option("--status", type=click.Choice(["active", "unconfirmed", "unsubscribed", "bounced", "complained"]))
+@click.pass_context
+def subscribers_list(ctx: click.Context, status: str | None) -> None:
+    """List subscribers: email, status, name."""
+    for subscriber in _store(ctx).iter(status):
+        click.echo(f"{subscriber.email}\t{subscriber.status}\t{subscriber.name}")
+
+
+@subscribers.command("count")
+@click.pass_context
+def subscribers_count(ctx: click.Context) -> None:
+    """Count subscribers by status."""
+    from .subscribers import STATUSES
+
+    store = _store(ctx)
+    for status in STATUSES:
+        click.echo(f"{status}\t{store.count(status)}")
+    click.echo(f"total\t{store.count()}")
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--status", type=click.Choice(["active", "unconfirmed"]), default="active", show_default=True,
+              help="Status for rows without a status column.")
+@click.option("--reactivate", is_flag=True, help="Reactivate addresses that unsubscribed, bounced or complained.")
+@click.pass_context
+def subscribers_import(ctx: click.Context, file: Path, status: str, reactivate: bool) -> None:
+    """Import a CSV (header row; email, and optionally name, status, tags separated by ';')."""
+    from .subscribers import read_csv
+
+    good, problems = read_csv(file, status=status)
+    store = _store(ctx)
+    counts = store.upsert_many(good, reactivate=reactivate)
+    for problem in problems:
+        click.secho("skipped: ", fg="yellow", err=True, nl=False)
+        click.echo(str(problem), err=True)
+    click.echo(f"Imported {file.name}: {counts.get('added', 0)} added, {counts.get('updated', 0)} updated, "
+               f"{counts.get('unchanged', 0)} unchanged, {counts.get('kept', 0)} kept unsubscribed, "
+               f"{len(problems)} bad rows skipped.")
+    if problems:
+        ctx.exit(1)
+
+
+@subscribers.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--status", type=click.Choice(["active", "unconfirmed", "unsubscribed", "bounced", "complained"]))
+@click.pass_context
+def subscribers_export(ctx: click.Context, file: Path, status: str | None) -> None:
+    """Export subscribers to a CSV file (the import format)."""
+    from .subscribers import write_csv
+
+    count = write_csv(_store(ctx).iter(status), file)
+    click.echo(f"Exported {plural(count, 'subscriber')} to {file}.")
+
+
+# ---- sending ----
+
+
+@cli.command("send")
+@click.argument("slug")
+@click.option("--test", "test_to", metavar="ADDR", help="Send one copy to ADDR; the ledger is not touched.")
+@click.option("--dry-run", is_flag=True, help="Show the audience and the first messages' headers; send nothing.")
+@click.option("--limit", type=click.IntRange(min=1), help="Send to at most N subscribers (a warm-up).")
+@click.option("--resend-uncertain", is_flag=True, help="Send again the messages an interrupted run may have sent.")
+@click.option("--mark-uncertain-sent", is_flag=True, help="Count those messages as sent instead.")
+@click.pass_context
+def send_command(ctx: click.Context, slug: str, test_to: str | None, dry_run: bool, limit: int | None,
+                 resend_uncertain: bool, mark_uncertain_sent: bool) -> None:
+    """Send issue SLUG to every active subscriber who has not had it yet (resumes where it stopped)."""
+    from .sending import send_issue
+
+    if resend_uncertain and mark_uncertain_sent:
+        raise click.UsageError("--resend-uncertain and --mark-uncertain-sent exclude each other")
+    config = load_config(_root(ctx))
+    with progress_bar("Sending") as progress:
+        report = send_issue(config, slug, limit=limit, dry_run=dry_run, test_to=test_to, now=now(),
+                            resend_uncertain=resend_uncertain, mark_uncertain_sent=mark_uncertain_sent,
+                            progress=progress)
+    if test_to:
+        click.echo(f"Sent a test copy of {slug} to {test_to} through {config.email.transport}.")
+        return
+    if dry_run:
+        click.echo(f"Dry run: {slug} would go to {report.remaining} of {report.audience} subscribers "
+                   f"({report.already_sent} already have it) through {config.email.transport}.")
+        for headers in report.preview:
+            click.echo("\n" + headers)
+        return
+    click.echo(f"{slug}: {report.sent} sent, {report.failed} failed, {report.skipped} skipped, "
+               f"{report.remaining} still pending, {report.already_sent} sent earlier; "
+               f"{report.seconds:.1f} s, {report.rate:.0f} messages/s.")
+    if report.uncertain:
+        click.echo(f"{plural(report.uncertain, 'message')} got no answer and may or may not have gone out; "
+                   "run send again with --resend-uncertain or --mark-uncertain-sent.")
+    if report.stopped:
+        raise PublisherError(f"sending stopped: {report.stopped}",
+                             hint="fix the cause and run `publisher send` again: it continues where it stopped")
+
+
+@cli.command("events")
+@click.option("--queue", "queue_url", required=True, help="The SQS queue URL that receives SES notifications.")
+@click.pass_context
+def events_command(ctx: click.Context, queue_url: str) -> None:
+    """Read SES bounce and complaint notifications (SNS -> SQS) and suppress those addresses."""
+    from .events import process_queue
+
+    report = process_queue(load_config(_root(ctx)), queue_url)
+    click.echo(f"{report.messages} notifications: {report.hard_bounces} hard bounces, {report.complaints} "
+               f"complaints (never emailed again), {report.soft_bounces} soft bounces, {report.deliveries} "
+               f"deliveries, {report.unknown_recipients} unknown addresses, {report.ignored} ignored.")
+
+
 @contextmanager
 def progress_bar(label: str) -> Iterator[Callable[[int, int], None] | None]:
     """A rich progress bar on a terminal; nothing (the summary line only) in logs and pipes."""

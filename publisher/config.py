@@ -8,6 +8,7 @@ is required. Any key can be overridden from the environment as `PUBLISHER_<SECTI
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import logging
@@ -167,6 +168,31 @@ def list_id(value: Any) -> str:
     return value.strip().strip("<>")
 
 
+def positive_int_max(limit: int) -> Validator:
+    def check(value: Any) -> int:
+        number = positive_int(value)
+        if number > limit:
+            raise ValueError(f"must be a whole number from 1 to {limit}")
+        return number
+
+    return check
+
+
+def transport_name(value: Any) -> str:
+    if value not in ("outbox", "smtp", "ses"):
+        raise ValueError('must be "outbox", "smtp" or "ses"')
+    return str(value)
+
+
+def positive_number(value: Any) -> float:
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError("must be a number above 0 (messages per second)")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class EmailConfig:
     from_address: str | None = _option(optional(email_address), None)  # default: site.author_email
@@ -179,6 +205,11 @@ class EmailConfig:
     unsubscribe_mailto: str | None = _option(optional(email_address), None)  # default: from_address
     list_id: str | None = _option(optional(list_id), None)  # default: newsletter.<site host>
     default_name: str = _option(text(), "")  # the greeting's name when a subscriber has none
+    transport: str = _option(transport_name, "outbox")  # outbox | smtp | ses
+    outbox: Path = _option(relative_path, Path("outbox"))  # the outbox transport's folder
+    rate: float | None = _option(optional(positive_number), None)  # messages/s; SES: the account's MaxSendRate
+    workers: int = _option(positive_int_max(32), 4)  # messages in flight at once (one rate limit for all)
+    max_consecutive_failures: int = _option(positive_int, 20)  # then the run stops instead of burning the list
 
 
 _S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -207,16 +238,6 @@ def aws_region(value: Any) -> str:
     return value.strip()
 
 
-def positive_int_max(limit: int) -> Validator:
-    def check(value: Any) -> int:
-        number = positive_int(value)
-        if number > limit:
-            raise ValueError(f"must be a whole number from 1 to {limit}")
-        return number
-
-    return check
-
-
 @dataclass(frozen=True)
 class DeployConfig:
     target: str = _option(deploy_target, "public")  # a folder, or s3://bucket/prefix/
@@ -226,8 +247,44 @@ class DeployConfig:
     concurrency: int = _option(positive_int_max(64), 8)  # parallel uploads
 
 
+@dataclass(frozen=True)
+class SubscribersConfig:
+    database: Path = _option(relative_path, Path("subscribers.db"))  # SQLite: subscribers and the delivery ledger
+    ses_contact_list: str | None = _option(optional(text()), None)  # keep subscribers in this SES contact list
+    ses_topic: str | None = _option(optional(text()), None)  # a topic of that list (SES hosts the preferences page)
+
+
+def smtp_security(value: Any) -> str:
+    if value not in ("starttls", "tls", "none"):
+        raise ValueError('must be "starttls", "tls" (implicit TLS, port 465) or "none"')
+    return str(value)
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str = _option(text(), "localhost")
+    port: int = _option(positive_int_max(65535), 587)
+    security: str = _option(smtp_security, "starttls")
+    username: str | None = _option(optional(text()), None)  # the password comes from PUBLISHER_SMTP_PASSWORD
+    timeout: int = _option(positive_int_max(600), 30)
+
+
+@dataclass(frozen=True)
+class SesConfig:
+    region: str | None = _option(optional(aws_region), None)
+    configuration_set: str | None = _option(optional(text()), None)  # bounce/complaint events go through it
+    tags: dict[str, str] | None = _option(optional(lambda v: _string_table(v)), None)
+
+
+def _string_table(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ValueError('must be a table of text, e.g. tags = { campaign = "weekly" }')
+    return dict(value)
+
+
 SECTIONS: dict[str, type] = {"site": SiteConfig, "build": BuildConfig, "feeds": FeedsConfig, "email": EmailConfig,
-                             "deploy": DeployConfig}
+                             "deploy": DeployConfig, "subscribers": SubscribersConfig, "smtp": SmtpConfig,
+                             "ses": SesConfig}
 
 
 @dataclass(frozen=True)
@@ -239,6 +296,9 @@ class Config:
     feeds: FeedsConfig
     email: EmailConfig
     deploy: DeployConfig
+    subscribers: SubscribersConfig
+    smtp: SmtpConfig
+    ses: SesConfig
 
     @property
     def content_dir(self) -> Path:

@@ -133,3 +133,50 @@ def bucket(aws):
     name = f"news-{uuid.uuid4().hex[:12]}"
     boto3.client("s3").create_bucket(Bucket=name)
     return name
+
+
+class Inbox:
+    """What a real aiosmtpd server received: (envelope sender, recipients, raw message bytes)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+        with self.lock:
+            self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server (aiosmtpd) on 127.0.0.1; yields (port, inbox)."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as sock:  # Controller cannot take port 0: pick a free port first
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, inbox
+    controller.stop()
+
+
+@pytest.fixture
+def moto_ses_sent(moto_server):
+    """A function returning the messages the moto server's SES "sent" to addresses at a domain."""
+    import json
+    import urllib.request
+
+    def sent(domain: str) -> list[dict]:
+        with urllib.request.urlopen(f"{moto_server}/moto-api/data.json") as response:
+            data = json.load(response)
+        return [item for item in data.get("ses", {}).get("RawMessage", [])
+                if any(d.endswith("@" + domain) for d in item.get("destinations", []))]
+
+    return sent
