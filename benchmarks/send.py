@@ -29,7 +29,7 @@ sys.path[0] = str(REPO)  # not this folder: its email.py would shadow the standa
 def child(size: int, transport_name: str) -> None:
     from publisher.config import load_config
     from publisher.sending import send_issue
-    from publisher.subscribers import SqliteStore, Subscriber
+    from publisher.subscribers import SqliteStore
     from publisher.transports import NullTransport, OutboxTransport
 
     with tempfile.TemporaryDirectory() as tmp:
