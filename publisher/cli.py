@@ -6,6 +6,7 @@ Exit status: 0 done, 1 a user-facing error (a `PublisherError`, printed one prob
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import logging
 import os
@@ -476,8 +477,12 @@ def send_command(ctx: click.Context, slug: str, test_to: str | None, dry_run: bo
 
     if resend_uncertain and mark_uncertain_sent:
         raise click.UsageError("--resend-uncertain and --mark-uncertain-sent exclude each other")
+    from .scheduler import publish_lock
+
     config = load_config(_root(ctx))
-    with progress_bar("Sending") as progress:
+    # The ledger already makes two senders of one issue safe; the lock also keeps a send from racing a publish.
+    lock = publish_lock(config.root) if not (dry_run or test_to) else contextlib.nullcontext()
+    with lock, progress_bar("Sending") as progress:
         report = send_issue(config, slug, limit=limit, dry_run=dry_run, test_to=test_to, now=now(),
                             resend_uncertain=resend_uncertain, mark_uncertain_sent=mark_uncertain_sent,
                             progress=progress)
@@ -512,6 +517,49 @@ def events_command(ctx: click.Context, queue_url: str) -> None:
     click.echo(f"{report.messages} notifications: {report.hard_bounces} hard bounces, {report.complaints} "
                f"complaints (never emailed again), {report.soft_bounces} soft bounces, {report.deliveries} "
                f"deliveries, {report.unknown_recipients} unknown addresses, {report.ignored} ignored.")
+
+
+# ---- publishing on a schedule ----
+
+
+@cli.command("publish")
+@click.option("--due", is_flag=True, help="The scheduler's form: quiet when there is nothing to do, honours quiet "
+              "hours, and exits 0 when another publish is running.")
+@click.option("--force", is_flag=True, help="Also email issues older than schedule.max_lateness.")
+@click.pass_context
+def publish_command(ctx: click.Context, due: bool, force: bool) -> None:
+    """Build, deploy if the site changed, and email every due issue that has not been emailed yet."""
+    from .scheduler import Busy, publish, summary
+
+    config = load_config(_root(ctx))
+    try:
+        report = publish(config, now=now(), due=due, force=force)
+    except Busy as exc:
+        if due:
+            click.echo(exc.problems[0].message + "; nothing to do here.")
+            return
+        raise
+    if due and not report.did_something and not report.failures and not report.deferred:
+        click.echo("Nothing due.")
+        return
+    click.echo(summary(report).capitalize() + ".")
+    if report.failures:
+        raise PublisherError(f"{plural(len(report.failures), 'issue')} could not be emailed: "
+                             + "; ".join(report.failures), hint="the next publish tries again")
+
+
+@cli.command("run")
+@click.pass_context
+def run_command(ctx: click.Context) -> None:
+    """Publish what is due every schedule.every until stopped (SIGTERM or Ctrl-C)."""
+    from .scheduler import run_forever
+
+    load_config(_root(ctx))  # a broken config fails now, not in the loop
+    if not log.handlers or log.level > logging.INFO:
+        _setup_logging(0, False)
+    for handler in log.handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    run_forever(_root(ctx))
 
 
 @contextmanager

@@ -17,6 +17,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -282,9 +283,41 @@ def _string_table(value: Any) -> dict[str, str]:
     return dict(value)
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+
+
+def duration(value: Any) -> timedelta:
+    """ "30s", "5m", "2h", "1d"."""
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError('must be a duration like "30s", "5m", "2h" or "1d"')
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    return timedelta(**{unit: float(match.group(1))})
+
+
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+def quiet_hours(value: Any) -> tuple[time, time]:
+    """ "22:00-07:00": no emails from 22:00 to 07:00 in the site's time zone (may span midnight)."""
+    parts = value.split("-") if isinstance(value, str) else []
+    matches = [_CLOCK.match(p.strip()) for p in parts]
+    if len(parts) != 2 or not all(matches) or parts[0].strip() == parts[1].strip():
+        raise ValueError('must be two different times like "22:00-07:00"')
+    start, end = (time(int(m.group(1)), int(m.group(2))) for m in matches if m)
+    return start, end
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    every: timedelta = _option(duration, timedelta(minutes=5))  # how often `publisher run` publishes what is due
+    quiet_hours: tuple[time, time] | None = _option(optional(quiet_hours), None)  # no emails then (site time)
+    max_lateness: timedelta = _option(duration, timedelta(hours=24))  # older issues are not emailed unless forced
+
+
 SECTIONS: dict[str, type] = {"site": SiteConfig, "build": BuildConfig, "feeds": FeedsConfig, "email": EmailConfig,
                              "deploy": DeployConfig, "subscribers": SubscribersConfig, "smtp": SmtpConfig,
-                             "ses": SesConfig}
+                             "ses": SesConfig, "schedule": ScheduleConfig}
 
 
 @dataclass(frozen=True)
@@ -299,6 +332,7 @@ class Config:
     subscribers: SubscribersConfig
     smtp: SmtpConfig
     ses: SesConfig
+    schedule: ScheduleConfig
 
     @property
     def content_dir(self) -> Path:

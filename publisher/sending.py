@@ -18,6 +18,7 @@ import contextlib
 import heapq
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -184,10 +185,11 @@ class Ledger:
         self.db.execute(f"UPDATE deliveries SET state = ?, changed_at = ?{extra} WHERE id = ?",
                         (state, now_text(), *fields.values(), row))
 
-    def claim(self, row: int) -> None:
-        """`sending`, committed before the transport is called."""
-        self.db.execute("UPDATE deliveries SET state = 'sending', attempts = attempts + 1, changed_at = ? "
-                        "WHERE id = ? AND state = 'pending'", (now_text(), row))
+    def claim(self, row: int) -> bool:
+        """`sending`, committed before the transport is called. False if another process took the row first."""
+        cursor = self.db.execute("UPDATE deliveries SET state = 'sending', attempts = attempts + 1, changed_at = ? "
+                                 "WHERE id = ? AND state = 'pending'", (now_text(), row))
+        return cursor.rowcount == 1
 
     def finish(self, issue: str) -> None:
         self.db.execute("UPDATE issue_sends SET finished_at = ? WHERE issue = ? AND finished_at IS NULL",
@@ -218,8 +220,10 @@ class Sender:
 
     def __init__(self, config: Config, rendered: RenderedEmail, transport: Transport, factory: MessageFactory,
                  ledger: Ledger, *, join_status: bool, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, progress: Progress | None = None) -> None:
+                 sleep: Callable[[float], None] = time.sleep, progress: Progress | None = None,
+                 stop: threading.Event | None = None) -> None:
         self.config = config
+        self.stop = stop
         self.slug = rendered.issue.slug
         self.transport = transport
         self.factory = factory
@@ -254,6 +258,8 @@ class Sender:
             try:
                 while True:
                     # Keep up to 2x workers messages in flight; the rate limiter spaces their start.
+                    if self.stop is not None and self.stop.is_set() and report.stopped is None:
+                        report.stopped = "stopped on request; the rest is sent by the next run"
                     while len(inflight) < workers * 2 and budget > 0 and report.stopped is None:
                         job = None
                         if retries and retries[0][0] <= self.clock():
@@ -264,8 +270,9 @@ class Sender:
                                 exhausted = True
                         if job is None:
                             break
+                        if not self.ledger.claim(job.row):
+                            continue  # another `send` of this issue has it: never two copies
                         self.limiter.wait()
-                        self.ledger.claim(job.row)
                         budget -= 1
                         inflight[pool.submit(self._send, job)] = job
                     if not inflight:
@@ -354,7 +361,8 @@ def send_issue(config: Config, slug: str, *, transport: Transport | None = None,
                limit: int | None = None, dry_run: bool = False, test_to: str | None = None,
                resend_uncertain: bool = False, mark_uncertain_sent: bool = False, now: datetime | None = None,
                clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-               progress: Progress | None = None, secret: bytes | None = None) -> SendReport:
+               progress: Progress | None = None, secret: bytes | None = None,
+               stop: threading.Event | None = None) -> SendReport:
     """Send issue `slug` to every active subscriber who has not had it yet."""
     from datetime import UTC
 
@@ -426,7 +434,7 @@ def send_issue(config: Config, slug: str, *, transport: Transport | None = None,
         transport = transport or transport_for(config, slug)
         try:
             sender = Sender(config, rendered, transport, factory, ledger, join_status=isinstance(store, SqliteStore),
-                            clock=clock, sleep=sleep, progress=progress)
+                            clock=clock, sleep=sleep, progress=progress, stop=stop)
             sender.run(report, limit)
         finally:
             transport.close()

@@ -1,0 +1,303 @@
+"""Publishing on time: `publish` (build -> deploy -> send what is due, once) and the `run` loop around it.
+
+Each step's outcome is recorded in the newsletter's SQLite database, so a re-run is a no-op and a failed step
+is retried on the next run without redoing the steps that succeeded:
+- the site is deployed when the built `dist/` differs from the last `dist/` deployed (a fingerprint of every
+  file's SHA-256);
+- an issue is emailed through the delivery ledger (sending.py), which resumes where a run stopped; an issue
+  is not emailed before its site is deployed (the email links to it), and not at all when it became public
+  more than `schedule.max_lateness` ago (old news, e.g. after a long outage) unless `--force`.
+Only one `publish` runs at a time for a newsletter folder: an flock on `.publisher.lock`, which the kernel
+releases when the holder dies, so a crash never leaves it stuck.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import signal
+import socket
+import sqlite3
+import threading
+import time as time_module
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time
+from pathlib import Path
+
+from . import build as build_mod
+from . import deploy as deploy_mod
+from .config import Config, load_config
+from .content import Issue
+from .errors import PublisherError
+from .sending import send_issue
+from .subscribers import connect, migrate
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = ".publisher.lock"
+STATE_VERSION = 1
+STATE_TABLES = (
+    """CREATE TABLE publish_state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        changed_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE published_issues (
+        issue TEXT PRIMARY KEY,
+        published_at TEXT NOT NULL,     -- first deployed with this issue public
+        sent_at TEXT,                   -- every subscriber's row settled
+        send_state TEXT NOT NULL DEFAULT 'waiting'
+            CHECK (send_state IN ('waiting', 'sending', 'sent', 'not_sent', 'too_late', 'failed')),
+        note TEXT,
+        changed_at TEXT NOT NULL
+    )""",
+)
+
+
+class Busy(PublisherError):
+    """Another `publish` holds the lock."""
+
+
+@contextlib.contextmanager
+def publish_lock(root: Path) -> Iterator[None]:
+    """Hold the folder's publish lock, or raise `Busy` naming the holder."""
+    path = root / LOCK_FILE
+    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (held for the whole block)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            try:
+                holder = json.loads(handle.read() or "{}")
+            except ValueError:
+                holder = {}
+            raise Busy(f"another publish is running in {root} (pid {holder.get('pid', '?')} on "
+                       f"{holder.get('host', '?')}, since {holder.get('since', '?')})",
+                       hint="it finishes on its own; a crashed holder releases the lock automatically") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "since": datetime.now(UTC).isoformat(timespec="seconds")}))
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing releases the flock
+
+
+def in_quiet_hours(now: datetime, quiet: tuple[time, time] | None, config: Config) -> bool:
+    """Whether `now`, read on the site's clock (so daylight saving is handled), is inside the quiet hours."""
+    if quiet is None:
+        return False
+    start, end = quiet
+    local = now.astimezone(config.site.timezone).time().replace(tzinfo=None)
+    return start <= local < end if start < end else (local >= start or local < end)
+
+
+@dataclass
+class PublishReport:
+    built: int = 0  # files written by the build
+    deployed: int = 0  # files uploaded
+    deploy_skipped: bool = False  # dist/ as last deployed
+    sent: dict[str, int] = field(default_factory=dict)  # issue -> messages sent this run
+    too_late: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)  # quiet hours
+    failures: list[str] = field(default_factory=list)
+    newly_public: list[str] = field(default_factory=list)
+
+    @property
+    def did_something(self) -> bool:
+        return bool(self.built or self.deployed or any(self.sent.values()) or self.too_late or self.newly_public)
+
+
+class State:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        migrate(db, "publish", STATE_VERSION, STATE_TABLES)
+
+    def get(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM publish_state WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set(self, key: str, value: str, now: datetime) -> None:
+        self.db.execute("INSERT INTO publish_state VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = "
+                        "excluded.value, changed_at = excluded.changed_at", (key, value, now.isoformat()))
+
+    def issue(self, slug: str) -> tuple[str, str] | None:
+        row = self.db.execute("SELECT send_state, published_at FROM published_issues WHERE issue = ?",
+                              (slug,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def published(self, slug: str, now: datetime) -> bool:
+        """Record an issue as public on the deployed site; True the first time."""
+        cursor = self.db.execute("INSERT OR IGNORE INTO published_issues (issue, published_at, changed_at) "
+                                 "VALUES (?, ?, ?)", (slug, now.isoformat(), now.isoformat()))
+        return cursor.rowcount == 1
+
+    def send_state(self, slug: str, state: str, now: datetime, note: str | None = None) -> None:
+        sent_at = now.isoformat() if state == "sent" else None
+        self.db.execute("UPDATE published_issues SET send_state = ?, note = ?, changed_at = ?, "
+                        "sent_at = coalesce(?, sent_at) WHERE issue = ?", (state, note, now.isoformat(), sent_at,
+                                                                            slug))
+
+
+def dist_fingerprint(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for key, file in sorted(deploy_mod.local_files(folder).items()):
+        digest.update(f"{key}\0{file.sha256}\n".encode())
+    return digest.hexdigest()
+
+
+def publish(config: Config, *, now: datetime, due: bool = False, force: bool = False,
+            transport_factory: Callable[[str], object] | None = None, stop: threading.Event | None = None,
+            secret: bytes | None = None) -> PublishReport:
+    """Build, deploy if the site changed, and email every due issue that has not been emailed."""
+    report = PublishReport()
+    with publish_lock(config.root):
+        result = build_mod.build(config, now=now)
+        report.built = result.written + result.removed
+        db = connect(config.root / config.subscribers.database)
+        try:
+            state = State(db)
+            fingerprint = dist_fingerprint(result.output)
+            if state.get("deployed_fingerprint") == fingerprint:
+                report.deploy_skipped = True
+            else:
+                deployed = deploy_mod.deploy(config)  # a failure raises: nothing is emailed before the site is up
+                report.deployed = deployed.uploaded + deployed.deleted
+                state.set("deployed_fingerprint", fingerprint, now)
+            for issue in result.issues:
+                if state.published(issue.slug, now):
+                    report.newly_public.append(issue.slug)
+            quiet = due and in_quiet_hours(now, config.schedule.quiet_hours, config)
+            for issue in sorted(result.issues, key=lambda i: (i.date, i.slug)):
+                _email(config, issue, state, report, now=now, force=force, quiet=quiet, stop=stop,
+                       transport_factory=transport_factory, secret=secret)
+                if stop is not None and stop.is_set():
+                    break
+        finally:
+            db.close()
+    return report
+
+
+def _email(config: Config, issue: Issue, state: State, report: PublishReport, *, now: datetime, force: bool,
+           quiet: bool, stop: threading.Event | None, transport_factory: Callable[[str], object] | None,
+           secret: bytes | None) -> None:
+    recorded = state.issue(issue.slug)
+    send_state = recorded[0] if recorded else "waiting"
+    if send_state in ("sent", "not_sent") or (send_state == "too_late" and not force):
+        return
+    if not issue.send:
+        state.send_state(issue.slug, "not_sent", now, "send: false")
+        return
+    started = send_state in ("sending", "failed")
+    late = now - issue.date
+    if late > config.schedule.max_lateness and not force and not started:
+        state.send_state(issue.slug, "too_late", now, f"{late} late; publish --force sends it")
+        report.too_late.append(issue.slug)
+        log.warning("%s became due %s ago (more than schedule.max_lateness): it is on the site and in the feeds, "
+                    "but not emailed; `publisher publish --force` sends it", issue.slug, _ago(late))
+        return
+    if quiet:
+        report.deferred.append(issue.slug)
+        return
+    state.send_state(issue.slug, "sending", now)
+    try:
+        transport = transport_factory(issue.slug) if transport_factory else None
+        sent = send_issue(config, issue.slug, now=now, transport=transport, stop=stop,  # type: ignore[arg-type]
+                          secret=secret)
+    except PublisherError as exc:
+        state.send_state(issue.slug, "failed", now, str(exc))
+        report.failures.append(f"{issue.slug}: {exc}")
+        return
+    report.sent[issue.slug] = sent.sent
+    if sent.stopped or sent.remaining or sent.uncertain:
+        why = sent.stopped or (f"{sent.uncertain} uncertain" if sent.uncertain else f"{sent.remaining} pending")
+        state.send_state(issue.slug, "failed", now, why)
+        report.failures.append(f"{issue.slug}: {why}")
+    else:
+        state.send_state(issue.slug, "sent", now)
+
+
+def _ago(delta: object) -> str:
+    return str(delta).split(".")[0]
+
+
+# ---- the run loop ----
+
+
+def run_forever(root: Path, *, once: Callable[[], None] | None = None, stop: threading.Event | None = None,
+                install_signals: bool = True) -> None:
+    """Run `publish --due` now and then every `schedule.every`, one job at a time, until SIGTERM or SIGINT.
+
+    A failed run is logged and the loop goes on. A signal stops the loop between jobs; a send in progress stops
+    between two messages (the ledger keeps the rest for the next start).
+    """
+    import schedule
+
+    stop = stop or threading.Event()
+    if install_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda number, frame: _stopping(stop, number))
+    config = load_config(root)
+    job = once or (lambda: _run_once(root, stop))
+    scheduler = schedule.Scheduler()
+    scheduler.every(max(1, int(config.schedule.every.total_seconds()))).seconds.do(_guarded, job)
+    log.info("publisher run: publishing what is due every %s in %s", config.schedule.every, root)
+    _guarded(job)
+    while not stop.is_set():
+        scheduler.run_pending()
+        stop.wait(max(0.05, min(1.0, scheduler.idle_seconds or 1.0)))
+    log.info("publisher run: stopped")
+
+
+def _stopping(stop: threading.Event, number: int) -> None:
+    log.info("publisher run: %s received, stopping after the current step", signal.Signals(number).name)
+    stop.set()
+
+
+def _guarded(job: Callable[[], None]) -> None:
+    started = time_module.monotonic()
+    try:
+        job()
+    except PublisherError as exc:
+        log.error("publish failed: %s", exc)
+    except Exception:  # a bug must not end the service: log it whole and try again next time
+        log.exception("publish failed unexpectedly")
+    else:
+        log.debug("publish took %.1f s", time_module.monotonic() - started)
+
+
+def _run_once(root: Path, stop: threading.Event) -> None:
+    config = load_config(root)  # read again every time: an edited publisher.toml applies without a restart
+    try:
+        report = publish(config, now=datetime.now(UTC), due=True, stop=stop)
+    except Busy as exc:
+        log.info("%s", exc.problems[0].message)
+        return
+    log.info("%s", summary(report))
+    if report.failures:
+        raise PublisherError("; ".join(report.failures))
+
+
+def summary(report: PublishReport) -> str:
+    if not report.did_something and not report.failures and not report.deferred:
+        return "nothing due"
+    parts = [f"built {report.built} files"]
+    parts.append("site unchanged" if report.deploy_skipped else f"deployed {report.deployed} files")
+    if report.newly_public:
+        parts.append(f"published {', '.join(report.newly_public)}")
+    for slug, n in report.sent.items():
+        parts.append(f"emailed {slug} to {n}")
+    if report.too_late:
+        parts.append(f"too late to email {', '.join(report.too_late)} (--force sends)")
+    if report.deferred:
+        parts.append(f"quiet hours: {', '.join(report.deferred)} waits")
+    if report.failures:
+        parts.append(f"failed: {'; '.join(report.failures)}")
+    return "; ".join(parts)

@@ -1,0 +1,243 @@
+"""Publishing on time: publish --due with fixed clocks, the lock, catch-up and lateness, DST, the run loop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from publisher.errors import PublisherError
+from publisher.scheduler import Busy, in_quiet_hours, publish, publish_lock
+from publisher.subscribers import SqliteStore, Subscriber
+from publisher.transports import FatalError, OutboxTransport
+
+SECRET = b"scheduler-secret-" * 2
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def setup(newsletter, *, timezone="Asia/Shanghai", subscribers=5, extra=""):
+    text = newsletter.root.joinpath("publisher.toml").read_text().replace("Asia/Shanghai", timezone)
+    newsletter.config(text + '[email]\nfrom_address = "news@example.com"\n' + extra)
+    store = SqliteStore(newsletter.root / "subscribers.db")
+    store.upsert_many(Subscriber(f"r{n}@example.com") for n in range(subscribers))
+    store.close()
+    return newsletter.load_config()
+
+
+def emailed(newsletter, slug):
+    folder = newsletter.root / "outbox" / slug
+    return len(list(folder.glob("*.eml"))) if folder.exists() else 0
+
+
+def test_future_issue_waits_for_its_time_then_goes_out_once(newsletter):
+    config = setup(newsletter)
+    newsletter.issue("2026-12-01-next.md", "title: 下一期\ndate: 2026-12-01 08:00\n")
+    before = datetime(2026, 12, 1, 7, 59, tzinfo=SHANGHAI)
+    early = publish(config, now=before, due=True, secret=SECRET)
+    assert not (newsletter.root / "dist" / "issues" / "next").exists()
+    assert "next" not in early.newly_public and emailed(newsletter, "next") == 0
+    on_time = publish(config, now=before + timedelta(minutes=1), due=True, secret=SECRET)
+    assert (newsletter.root / "public" / "issues" / "next" / "index.html").exists()  # deployed
+    assert on_time.newly_public == ["next"] and on_time.sent == {"next": 5}
+    again = publish(config, now=before + timedelta(minutes=6), due=True, secret=SECRET)
+    assert not again.did_something and again.deploy_skipped and emailed(newsletter, "next") == 5
+
+
+def test_a_failed_send_is_retried_next_run_without_redeploying(newsletter):
+    config = setup(newsletter)
+    newsletter.issue("2026-12-01-x.md", "title: X\ndate: 2026-12-01 08:00\n")
+    when = datetime(2026, 12, 1, 8, 5, tzinfo=SHANGHAI)
+
+    class Down:
+        name = "down"
+
+        def send(self, *a, **k):
+            raise FatalError("SES refused to send: AccountSuspendedException")
+
+        def default_rate(self):
+            return None
+
+        def close(self):
+            pass
+
+    first = publish(config, now=when, due=True, secret=SECRET, transport_factory=lambda slug: Down())
+    assert first.failures and "AccountSuspended" in first.failures[0] and first.deployed > 0
+    second = publish(config, now=when + timedelta(minutes=5), due=True, secret=SECRET)
+    assert second.deploy_skipped and second.deployed == 0  # the deploy that succeeded is not repeated
+    assert second.sent == {"x": 5} and emailed(newsletter, "x") == 5
+    db = sqlite3.connect(newsletter.root / "subscribers.db")
+    assert db.execute("SELECT send_state FROM published_issues WHERE issue = 'x'").fetchone() == ("sent",)
+
+
+def test_a_failed_deploy_emails_nothing_and_is_retried(newsletter):
+    config = setup(newsletter, extra='[deploy]\ntarget = "blocked/public"\n')
+    (newsletter.root / "blocked").write_text("a file where the target folder should be")
+    newsletter.issue("2026-12-01-x.md", "title: X\ndate: 2026-12-01 08:00\n")
+    when = datetime(2026, 12, 1, 8, 5, tzinfo=SHANGHAI)
+    with pytest.raises(OSError):
+        publish(config, now=when, due=True, secret=SECRET)
+    assert emailed(newsletter, "x") == 0  # the email links to a page that is not up yet
+    (newsletter.root / "blocked").unlink()
+    report = publish(config, now=when + timedelta(minutes=5), due=True, secret=SECRET)
+    assert report.deployed > 0 and report.sent == {"x": 5}
+
+
+def test_catch_up_and_max_lateness(newsletter):
+    config = setup(newsletter)
+    newsletter.issue("2026-12-01-recent.md", "title: 近\ndate: 2026-12-01 08:00\n")
+    newsletter.issue("2026-11-20-old.md", "title: 旧\ndate: 2026-11-20 08:00\n")
+    when = datetime(2026, 12, 1, 20, 0, tzinfo=SHANGHAI)  # the scheduler was down for 12 hours
+    report = publish(config, now=when, due=True, secret=SECRET)
+    assert report.sent == {"recent": 5}  # caught up
+    assert report.too_late == ["old"] and emailed(newsletter, "old") == 0
+    assert (newsletter.root / "public" / "issues" / "old" / "index.html").exists()  # still on the site
+    assert "旧" in (newsletter.root / "public" / "rss.xml").read_text()  # and in the feeds
+    assert publish(config, now=when, due=True, secret=SECRET).too_late == []  # said once, not every run
+    forced = publish(config, now=when, force=True, secret=SECRET)
+    assert forced.sent == {"old": 5}
+
+
+def test_drafts_and_send_false_are_never_emailed(newsletter):
+    config = setup(newsletter)
+    newsletter.issue("a.md", "title: A\ndate: 2026-12-01 08:00\ndraft: true\n")
+    newsletter.issue("b.md", "title: B\ndate: 2026-12-01 08:00\nsend: false\n")
+    report = publish(config, now=datetime(2026, 12, 1, 9, tzinfo=SHANGHAI), due=True, secret=SECRET)
+    assert report.sent == {} and report.newly_public == ["b"]
+    assert emailed(newsletter, "a") == 0 and emailed(newsletter, "b") == 0
+
+
+@pytest.mark.parametrize(("timezone", "written", "due_utc"), [
+    ("Asia/Shanghai", "2026-03-08 09:00", datetime(2026, 3, 8, 1, 0, tzinfo=UTC)),
+    ("UTC", "2026-03-08 09:00", datetime(2026, 3, 8, 9, 0, tzinfo=UTC)),
+    ("America/New_York", "2026-03-07 09:00", datetime(2026, 3, 7, 14, 0, tzinfo=UTC)),  # EST, before the change
+    ("America/New_York", "2026-03-08 09:00", datetime(2026, 3, 8, 13, 0, tzinfo=UTC)),  # EDT, after it
+    ("America/New_York", "2026-11-01 09:00", datetime(2026, 11, 1, 14, 0, tzinfo=UTC)),  # EST again
+])
+def test_naive_times_become_due_at_the_right_instant_across_dst(newsletter, timezone, written, due_utc):
+    config = setup(newsletter, timezone=timezone, subscribers=1)
+    newsletter.issue("x.md", f"title: X\ndate: {written}\n")
+    assert publish(config, now=due_utc - timedelta(seconds=1), due=True, secret=SECRET).sent == {}
+    assert publish(config, now=due_utc, due=True, secret=SECRET).sent == {"x": 1}
+
+
+@pytest.mark.parametrize(("timezone", "quiet", "utc", "expected"), [
+    ("Asia/Shanghai", "22:00-07:00", datetime(2026, 12, 1, 15, 30, tzinfo=UTC), True),  # 23:30 in Shanghai
+    ("Asia/Shanghai", "22:00-07:00", datetime(2026, 12, 1, 23, 30, tzinfo=UTC), False),  # 07:30
+    ("UTC", "12:00-13:00", datetime(2026, 12, 1, 12, 59, tzinfo=UTC), True),
+    ("UTC", "12:00-13:00", datetime(2026, 12, 1, 13, 0, tzinfo=UTC), False),
+    # New York, 06:30 local on each side of the spring change: EST (11:30Z) and EDT (10:30Z)
+    ("America/New_York", "22:00-07:00", datetime(2026, 3, 7, 11, 30, tzinfo=UTC), True),
+    ("America/New_York", "22:00-07:00", datetime(2026, 3, 8, 10, 30, tzinfo=UTC), True),
+    ("America/New_York", "22:00-07:00", datetime(2026, 3, 8, 11, 30, tzinfo=UTC), False),  # 07:30 EDT
+])
+def test_quiet_hours_follow_the_site_clock(newsletter, timezone, quiet, utc, expected):
+    config = setup(newsletter, timezone=timezone, subscribers=1, extra=f'[schedule]\nquiet_hours = "{quiet}"\n')
+    assert in_quiet_hours(utc, config.schedule.quiet_hours, config) is expected
+
+
+def test_quiet_hours_defer_emails_but_not_the_site(newsletter):
+    config = setup(newsletter, extra='[schedule]\nquiet_hours = "22:00-07:00"\n')
+    newsletter.issue("2026-12-01-x.md", "title: X\ndate: 2026-12-01 23:00\n")
+    night = publish(config, now=datetime(2026, 12, 1, 23, 5, tzinfo=SHANGHAI), due=True, secret=SECRET)
+    assert night.deferred == ["x"] and night.newly_public == ["x"] and emailed(newsletter, "x") == 0
+    morning = publish(config, now=datetime(2026, 12, 2, 7, 0, tzinfo=SHANGHAI), due=True, secret=SECRET)
+    assert morning.sent == {"x": 5}
+
+
+def test_lock_names_its_holder_and_a_dead_holder_does_not_block(newsletter):
+    setup(newsletter)
+    with publish_lock(newsletter.root), pytest.raises(Busy, match=f"pid {os.getpid()}"):
+        with publish_lock(newsletter.root):
+            pass
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from publisher.scheduler import publish_lock\n"
+        f"with publish_lock(Path({str(newsletter.root)!r})):\n    print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(Busy):
+        with publish_lock(newsletter.root):
+            pass
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    with publish_lock(newsletter.root):  # the kernel released the dead holder's lock
+        pass
+
+
+def cli_env():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
+    env["PUBLISHER_SECRET"] = SECRET.decode()
+    return env
+
+
+def test_two_concurrent_publishes_never_both_send(newsletter):
+    setup(newsletter, subscribers=300, extra="rate = 300\n")
+    newsletter.issue("2026-12-01-x.md", "title: X\ndate: 2026-12-01 08:00\n")
+    env = cli_env() | {"PUBLISHER_NOW": "2026-12-01T08:05:00+08:00"}
+    command = [sys.executable, "-m", "publisher", "-C", str(newsletter.root), "publish", "--due"]
+    runs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert all(run.returncode == 0 for run in runs), outputs
+    assert sum("another publish is running" in out for out, _ in outputs) == 1
+    recipients = Counter(p.name for p in (newsletter.root / "outbox" / "x").glob("*.eml"))
+    assert len(recipients) == 300 and all(name.count(".") == 1 for name in recipients)  # no n.2.eml copies
+
+
+def test_publish_command_reports_and_fails_on_send_failures(newsletter, run_cli, monkeypatch):
+    setup(newsletter)
+    newsletter.issue("2026-11-26-x.md", "title: X\ndate: 2026-11-26 08:00\n")
+    monkeypatch.delenv("PUBLISHER_SECRET", raising=False)
+    result = run_cli("-C", str(newsletter.root), "publish")
+    assert result.exit_code == 1 and "PUBLISHER_SECRET is not set" in result.stderr
+    monkeypatch.setenv("PUBLISHER_SECRET", SECRET.decode())
+    ok = run_cli("-C", str(newsletter.root), "publish", "--due")
+    assert ok.exit_code == 0 and "emailed x to 5" in ok.stdout
+    assert run_cli("-C", str(newsletter.root), "publish", "--due").stdout.strip() == "Nothing due."
+
+
+def test_run_loop_survives_failures_and_stops_cleanly_on_sigterm(newsletter):
+    setup(newsletter, extra='[schedule]\nevery = "1s"\n')
+    newsletter.issue("2026-11-26-x.md", raw=b"---\ntitle: [broken\n---\n")  # every run fails
+    process = subprocess.Popen([sys.executable, "-m", "publisher", "-C", str(newsletter.root), "run"],
+                               env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3.5)
+    assert process.poll() is None  # still running after failed runs
+    (newsletter.content / "2026-11-26-x.md").write_text("---\ntitle: X\ndate: 2026-11-26 08:00\n---\n正文\n")
+    time.sleep(2.5)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert err.count("publish failed") >= 2  # logged, and the loop went on
+    assert "SIGTERM received" in err and "publisher run: stopped" in err
+    assert emailed(newsletter, "x") == 5  # once fixed, the next run published and sent it
+
+
+def test_schedule_config_validation(newsletter):
+    for line, words in (('every = "soon"', "duration"), ('quiet_hours = "22-7"', "two different times"),
+                        ('max_lateness = "0h"', "duration")):
+        newsletter.config(newsletter.root.joinpath("publisher.toml").read_text().split("[schedule]")[0]
+                          + f"[schedule]\n{line}\n")
+        with pytest.raises(PublisherError, match=words):
+            newsletter.load_config()
+
+
+def test_outbox_transport_factory_is_used(newsletter):
+    config = setup(newsletter, subscribers=2)
+    newsletter.issue("2026-12-01-x.md", "title: X\ndate: 2026-12-01 08:00\n")
+    made = []
+
+    def factory(slug):
+        made.append(slug)
+        return OutboxTransport(newsletter.root / "elsewhere", slug)
+
+    publish(config, now=datetime(2026, 12, 1, 8, 1, tzinfo=SHANGHAI), due=True, secret=SECRET,
+            transport_factory=factory)
+    assert made == ["x"] and len(list((newsletter.root / "elsewhere" / "x").glob("*.eml"))) == 2
