@@ -37,10 +37,15 @@ _CREDENTIALS_REFUSED = ("InvalidClientTokenId", "UnrecognizedClientException", "
 _DENIED = ("AccessDenied", "AccessDeniedException", "403")
 
 
-def aws_error(exc: Exception, what: str, *, config: Config, field: str, permissions: str) -> PublisherError:
+def aws_error(exc: Exception, what: str, *, config: Config, field: str | None, permissions: str) -> PublisherError:
     """A boto3/botocore error while doing `what`, as a message the user can act on."""
-    from botocore.exceptions import (ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError,
-                                     PartialCredentialsError)
+    from botocore.exceptions import (
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+    )
 
     where = {"file": config.file.name, "field": field}
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
@@ -192,7 +197,7 @@ class SesContactStore:
         status = data.get("status") if data.get("status") in STATUSES else "active"
         if status not in SUPPRESSED and self._opted_out(contact):
             status = "unsubscribed"  # the reader opted out on the page SES hosts
-        tags = tuple(str(t) for t in data.get("tags", []) if isinstance(t, str | int))
+        tags = tuple(t for t in data.get("tags") or [] if isinstance(t, str))
         return Subscriber(contact["EmailAddress"], str(data.get("name") or ""), status, tags,
                           str(data.get("created") or _text_time(contact.get("CreatedTimestamp"))),
                           str(data.get("changed") or _text_time(contact.get("LastUpdatedTimestamp"))))
@@ -210,7 +215,15 @@ class SesContactStore:
             others = [p for p in (old or {}).get("TopicPreferences") or [] if p.get("TopicName") != self.topic]
             args["TopicPreferences"] = [*others, {"TopicName": self.topic,
                                                   "SubscriptionStatus": OPT_OUT if suppressed else OPT_IN}]
-        self._call("update_contact" if old else "create_contact", **args)
+        if old:
+            self._call("update_contact", **args)
+            return
+        try:
+            self.client.create_contact(ContactListName=self.list_name, **args)
+        except Exception as exc:
+            if _code(exc) == "AlreadyExistsException":
+                raise _Raced from None
+            raise self._error(exc, "create contact") from None
 
     # ---- the Store ----
 
@@ -221,6 +234,12 @@ class SesContactStore:
 
     def upsert(self, subscriber: Subscriber, *, reactivate: bool = False) -> str:
         self._ensure_list()
+        try:
+            return self._upsert(subscriber, reactivate)
+        except _Raced:  # added by someone else between our read and our write: merge with theirs
+            return self._upsert(subscriber, reactivate)
+
+    def _upsert(self, subscriber: Subscriber, reactivate: bool) -> str:
         contact = self._contact(subscriber.email)
         old = self._subscriber(contact) if contact else None
         merged, verdict = _merge(old, subscriber, reactivate)
@@ -307,6 +326,10 @@ class SesContactStore:
     def close(self) -> None:
         if self._own_client:
             self.client.close()
+
+
+class _Raced(Exception):
+    """CreateContact found the contact already there."""
 
 
 def _code(exc: Exception) -> str:

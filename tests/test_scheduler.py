@@ -154,17 +154,16 @@ def test_quiet_hours_defer_emails_but_not_the_site(newsletter):
 
 def test_lock_names_its_holder_and_a_dead_holder_does_not_block(newsletter):
     setup(newsletter)
-    with publish_lock(newsletter.root), pytest.raises(Busy, match=f"pid {os.getpid()}"):
-        with publish_lock(newsletter.root):
-            pass
+    with publish_lock(newsletter.root), pytest.raises(Busy, match=f"pid {os.getpid()}"), \
+            publish_lock(newsletter.root):
+        pass
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; from pathlib import Path; from publisher.scheduler import publish_lock\n"
         f"with publish_lock(Path({str(newsletter.root)!r})):\n    print('held', flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
-    with pytest.raises(Busy):
-        with publish_lock(newsletter.root):
-            pass
+    with pytest.raises(Busy), publish_lock(newsletter.root):
+        pass
     holder.send_signal(signal.SIGKILL)
     holder.wait()
     with publish_lock(newsletter.root):  # the kernel released the dead holder's lock
