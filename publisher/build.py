@@ -100,13 +100,19 @@ def check_output_folder(config: Config, output: Path) -> None:
                                  hint='use a folder of its own, e.g. output = "dist"')
 
 
+CACHE_DIR = ".publisher-cache"
+
+
 def build(config: Config, *, now: datetime, drafts: bool = False, future: bool = False,
-          output: Path | None = None, use_cache: bool = True) -> BuildResult:
+          output: Path | None = None, use_cache: bool = True, cache_dir: Path | None = None) -> BuildResult:
+    """Build the site into `output` (default `build.output`). `cache_dir` lets the preview keep a cache of
+    its own (drafts included), so it does not evict the public build's entries."""
     started = time.perf_counter()
     output = (output or config.output_dir).resolve()
     check_output_folder(config, output)
     issue_files, assets = content.content_files(config.content_dir)
-    cache = RenderCache(config.root / ".publisher-cache" if use_cache else None, str(config.site.timezone))
+    folder = (cache_dir or config.root / CACHE_DIR) if use_cache else None
+    cache = RenderCache(folder, str(config.site.timezone))
     everything = content.load_issues(config, issue_files, memo=cache.issue)
     issues = content.select(everything, now, drafts=drafts, future=future)
     theme = load_theme(config)

@@ -519,6 +519,38 @@ def events_command(ctx: click.Context, queue_url: str) -> None:
                f"deliveries, {report.unknown_recipients} unknown addresses, {report.ignored} ignored.")
 
 
+@cli.command("preview")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port on 127.0.0.1 (0: any free port).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the preview in the browser.")
+@click.pass_context
+def preview_command(ctx: click.Context, port: int, open_browser: bool) -> None:
+    """Serve the site, every email and the feeds on 127.0.0.1, rebuilt and reloaded on every change."""
+    import threading
+    import webbrowser
+
+    from .preview import PREFIX, Preview
+
+    load_config(_root(ctx))  # a broken config fails now, with its message
+    try:
+        preview = Preview(_root(ctx), port).start()
+    except OSError as exc:
+        raise PublisherError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}",
+                             hint="another program uses the port: pass --port N (or --port 0 for any)") from None
+    click.echo(f"Previewing {_root(ctx)} at {preview.url} (drafts and scheduled issues included)")
+    click.echo(f"Every issue's email, text and headers: {preview.url.rstrip('/')}{PREFIX}/")
+    click.echo("Rebuilds on every change to content/, themes/ and publisher.toml. Ctrl-C stops.")
+    if open_browser:
+        webbrowser.open(preview.url.rstrip("/") + PREFIX + "/")
+    stop = threading.Event()
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        preview.stop()
+
+
 # ---- publishing on a schedule ----
 
 

@@ -75,7 +75,7 @@ def content_type(key: str) -> str:
         return TYPES[name]
     guessed = mimetypes.guess_type(name)[0] or "application/octet-stream"
     if guessed.startswith("text/") or guessed in ("application/json", "application/javascript", "image/svg+xml",
-                                                  "application/xml"):
+                                                  "application/xml", "application/xslt+xml"):
         guessed += "; charset=utf-8"
     return guessed
 

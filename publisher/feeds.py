@@ -136,18 +136,30 @@ def _add_entry(fg: FeedGenerator, entry: FeedEntry) -> None:
         fe.dc.dc_creator(name, replace=False)
 
 
+STYLESHEET = "static/feed.xsl"  # the theme's XSLT: a feed opened in a browser reads as a page
+
+
+def with_stylesheet(data: bytes, prefix: str) -> bytes:
+    """Add the xml-stylesheet instruction after the XML declaration. The href is relative (a browser only
+    applies a same-origin XSLT, and this way it works on the site, in a sub-folder and in the preview)."""
+    href = "../" * prefix.count("/") + STYLESHEET
+    declaration, newline, rest = data.partition(b"\n")
+    return declaration + newline + f'<?xml-stylesheet type="text/xsl" href="{href}"?>\n'.encode() + rest
+
+
 def render_rss(config: Config, scope: Scope, now: datetime | None = None) -> bytes:
     url = markdown.absolute_url(config.site.url, scope.prefix + "rss.xml")
     data: bytes = _generator(config, scope, url, "application/rss+xml", now).rss_str(pretty=True)
     if not scope.entries:
         # lastBuildDate is optional in RSS and an empty feed has no honest one (feedgen always writes it).
         data = re.sub(rb"\n\s*<lastBuildDate>[^<]*</lastBuildDate>", b"", data)
-    return data
+    return with_stylesheet(data, scope.prefix)
 
 
 def render_atom(config: Config, scope: Scope, now: datetime | None = None) -> bytes:
     url = markdown.absolute_url(config.site.url, scope.prefix + "atom.xml")
-    return _generator(config, scope, url, "application/atom+xml", now).atom_str(pretty=True)
+    return with_stylesheet(_generator(config, scope, url, "application/atom+xml", now).atom_str(pretty=True),
+                           scope.prefix)
 
 
 def render_json_feed(config: Config, scope: Scope, now: datetime | None = None) -> bytes:

@@ -161,3 +161,12 @@ def test_empty_newsletter_still_has_valid_feeds(newsletter):
     assert feedcheck.check_rss((dist / "rss.xml").read_bytes()) == []
     assert feedcheck.check_atom((dist / "atom.xml").read_bytes()) == []
     assert json.loads((dist / "feed.json").read_text())["items"] == []
+
+
+def test_rss_and_atom_carry_a_relative_stylesheet(sample_build):
+    for name in ("rss.xml", "atom.xml"):
+        head = (sample_build / name).read_bytes().split(b"\n")[1]
+        assert head == b'<?xml-stylesheet type="text/xsl" href="static/feed.xsl"?>'
+        tag_head = (sample_build / "tags" / "agents" / name).read_bytes().split(b"\n")[1]
+        assert tag_head == b'<?xml-stylesheet type="text/xsl" href="../../static/feed.xsl"?>'
+    assert (sample_build / "static" / "feed.xsl").exists()
