@@ -561,11 +561,17 @@ def preview_command(ctx: click.Context, port: int, open_browser: bool) -> None:
 @click.pass_context
 def publish_command(ctx: click.Context, due: bool, force: bool) -> None:
     """Build, deploy if the site changed, and email every due issue that has not been emailed yet."""
+    import signal
+    import threading
+
     from .scheduler import Busy, publish, summary
 
     config = load_config(_root(ctx))
+    stop = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):  # a stop request ends a send between two messages
+        signal.signal(number, lambda *_: stop.set())
     try:
-        report = publish(config, now=now(), due=due, force=force)
+        report = publish(config, now=now(), due=due, force=force, stop=stop)
     except Busy as exc:
         if due:
             click.echo(exc.problems[0].message + "; nothing to do here.")
@@ -592,6 +598,17 @@ def run_command(ctx: click.Context) -> None:
     for handler in log.handlers:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     run_forever(_root(ctx))
+
+
+@cli.command("serve")
+@click.option("--host", default=None, help="Address to listen on (default: serve.host, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default: serve.port, 8080).")
+@click.pass_context
+def serve_command(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run the subscribe / confirm / unsubscribe endpoint (put it behind a reverse proxy with TLS)."""
+    from .subscription import serve
+
+    serve(load_config(_root(ctx)), host, port)
 
 
 @contextmanager

@@ -146,6 +146,7 @@ class SiteConfig:
     timezone: ZoneInfo = _option(timezone, ZoneInfo("UTC"))
     author: str = _option(text(), "")
     author_email: str | None = _option(optional(email_address), None)
+    subscribe_url: str | None = _option(optional(page_url), None)  # the endpoint's /subscribe: pages get a form
 
 
 @dataclass(frozen=True)
@@ -315,9 +316,22 @@ class ScheduleConfig:
     max_lateness: timedelta = _option(duration, timedelta(hours=24))  # older issues are not emailed unless forced
 
 
+@dataclass(frozen=True)
+class ServeConfig:
+    host: str = _option(text(required=True), "127.0.0.1")  # behind a reverse proxy; 0.0.0.0 only on purpose
+    port: int = _option(positive_int_max(65535), 8080)
+    public_url: str | None = _option(optional(http_url), None)  # where /confirm and /unsubscribe are reached
+    rate_per_ip: int = _option(positive_int, 10)  # subscribe requests per address per window
+    rate_per_address: int = _option(positive_int, 3)
+    rate_window: timedelta = _option(duration, timedelta(hours=1))
+    confirm_within: timedelta = _option(duration, timedelta(days=7))  # a confirmation link expires after
+    max_body: int = _option(positive_int, 16 * 1024)  # bytes
+    trust_proxy: bool = _option(boolean, False)  # take the client address from X-Forwarded-For
+
+
 SECTIONS: dict[str, type] = {"site": SiteConfig, "build": BuildConfig, "feeds": FeedsConfig, "email": EmailConfig,
                              "deploy": DeployConfig, "subscribers": SubscribersConfig, "smtp": SmtpConfig,
-                             "ses": SesConfig, "schedule": ScheduleConfig}
+                             "ses": SesConfig, "schedule": ScheduleConfig, "serve": ServeConfig}
 
 
 @dataclass(frozen=True)
@@ -333,6 +347,7 @@ class Config:
     smtp: SmtpConfig
     ses: SesConfig
     schedule: ScheduleConfig
+    serve: ServeConfig
 
     @property
     def content_dir(self) -> Path:

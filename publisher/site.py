@@ -83,6 +83,7 @@ class PageRenderer:
             "description": config.site.description,
             "language": config.site.language,
             "author": config.site.author,
+            "subscribe_url": config.site.subscribe_url,
             "generator": f"publisher {__version__}",
         }
         self._local = {id(i): i.date.astimezone(tz) for i in self.issues}

@@ -121,9 +121,11 @@ def migrate(db: sqlite3.Connection, component: str, version: int, statements: It
         return
     db.execute("BEGIN IMMEDIATE")
     try:
-        for statement in statements:
-            db.execute(statement)
-        db.execute("INSERT INTO schema_versions VALUES (?, ?)", (component, version))
+        # Another process may have created the tables while this one waited for the write lock.
+        if db.execute("SELECT 1 FROM schema_versions WHERE component = ?", (component,)).fetchone() is None:
+            for statement in statements:
+                db.execute(statement)
+            db.execute("INSERT INTO schema_versions VALUES (?, ?)", (component, version))
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
