@@ -74,13 +74,22 @@ def render(config: Config, issues: Sequence[Issue], *, theme: Theme | None = Non
     cache = cache or RenderCache(None)
     bodies = _Bodies(cache, issues)
     memo = cache.memo(f"{theme.fingerprint}\0{config.fingerprint()}")
-    with cache.parallel():  # a first pass only collects what is not cached, to render it on every core
-        site.render_pages(config, theme, issues, bodies, now, memo=memo)
-        emails.email_pages(config, theme, issues, bodies, memo=memo)
+
+
+    def per_issue() -> list[tuple[dict[str, bytes], str]]:
+        return [(site.render_pages(config, theme, issues, bodies, now, memo=memo), "the web archive"),
+                (emails.email_pages(config, theme, issues, bodies, memo=memo), "the emails"),
+                (feeds.render_feeds(config, issues, bodies, now, memo=memo), "the feeds")]
+
+    # The first pass takes what is cached and queues the rest, which then renders on every core; only then is
+    # a second pass needed (a rebuild where nothing changed has everything after the first).
+    with cache.parallel() as queued:
+        parts = per_issue()
+    if queued:
+        parts = per_issue()
     out = Site()
-    out.update(site.render_pages(config, theme, issues, bodies, now, memo=memo), "the web archive")
-    out.update(emails.email_pages(config, theme, issues, bodies, memo=memo), "the emails")
-    out.update(feeds.render_feeds(config, issues, bodies, now), "the feeds")
+    for files, producer in parts:
+        out.update(files, producer)
     for rel, path in theme.files("web/static").items():
         out.add(f"static/{rel}", path, f"theme file {relpath(path, config.root)}")
     for path in assets:
@@ -101,6 +110,7 @@ def check_output_folder(config: Config, output: Path) -> None:
 
 
 CACHE_DIR = ".publisher-cache"
+CACHE_FORMAT = 2  # bump when what the cache holds changes shape (e.g. a new Issue field)
 
 
 def build(config: Config, *, now: datetime, drafts: bool = False, future: bool = False,
@@ -178,7 +188,7 @@ class RenderCache:
             try:
                 with open(folder / self.FILE, "rb") as fh:
                     version, entries = pickle.load(fh)
-                if version == __version__:
+                if version == (__version__, CACHE_FORMAT):
                     self.old = entries
             except Exception:  # a missing or broken cache is rebuilt, never an error
                 self.old = {}
@@ -200,14 +210,17 @@ class RenderCache:
         return value
 
     @contextmanager
-    def parallel(self) -> Iterator[None]:
+    def parallel(self) -> Iterator[list[str]]:
         """Queue the renders that are not cached, then run them on every core (forked workers inherit the
-        queued closures, so nothing but the results crosses between processes)."""
+        queued closures, so nothing but the results crosses between processes). Yields a list that holds the
+        keys rendered once the block is done (empty: everything came from the cache)."""
         self._queue = {}
+        rendered: list[str] = []
         try:
-            yield
+            yield rendered
             queued, self._queue = self._queue, None
             self.new.update(_run_all(queued))
+            rendered.extend(queued)
         finally:
             self._queue = None
 
@@ -236,7 +249,7 @@ class RenderCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self.folder / (self.FILE + ".tmp")
         with open(tmp, "wb") as fh:
-            pickle.dump((__version__, self.new), fh, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(((__version__, CACHE_FORMAT), self.new), fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, self.folder / self.FILE)
 
 

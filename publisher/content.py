@@ -7,6 +7,7 @@ parsed through one table, `FIELDS`, so a key's rules live in one place.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -53,6 +54,7 @@ class Issue:
     image: str | None = None
     source: str | None = None
     authors: tuple[str, ...] = ()
+    body_sha: str = ""  # SHA-256 of `body`: render caches key on it without hashing the text again
 
     @property
     def url_path(self) -> str:
@@ -292,7 +294,8 @@ def parse_issue(raw: bytes, *, file: Path, content_dir: Path, shown: Path, timez
         warnings.append(f"{shown}: the issue has no body (only frontmatter)")
     summary = values.pop("summary", None) or markdown.summarize(body)
     return Issue(file=file, path=PurePosixPath(file.relative_to(content_dir).as_posix()), body=body,
-                 summary=summary, **values)
+                 summary=summary, body_sha=hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest(),
+                 **values)
 
 
 def content_files(content_dir: Path) -> tuple[list[Path], list[Path]]:

@@ -19,7 +19,7 @@ from .config import Config
 from .content import Issue
 from .errors import PublisherError, relpath
 from .markdown import xml_safe
-from .site import collect_tags
+from .site import Memo, collect_tags, issue_inputs
 
 GENERATOR = "publisher"
 GENERATOR_URI = "https://github.com/publisher-newsletter/publisher"
@@ -65,25 +65,6 @@ def make_entry(config: Config, issue: Issue, body: str, pages: Mapping[str, str]
         content=content, tags=tuple(xml_safe(t) for t in issue.tags),
         authors=tuple(xml_safe(a) for a in authors), image=image,
     )
-
-
-def scopes(config: Config, issues: Sequence[Issue], bodies: Mapping[str, str]) -> list[Scope]:
-    """The site's feed scope and one per tag, each with its newest `feeds.limit` entries."""
-    limit = config.feeds.limit
-    site_title = xml_safe(config.site.title)
-    members = [("", site_title, config.site.url, issues[:limit])]
-    for tag in collect_tags(issues):
-        members.append((tag.url_path, f"{site_title} · {xml_safe(tag.name)}",
-                        markdown.absolute_url(config.site.url, tag.url_path), tag.issues[:limit]))
-    pages = {str(i.path): i.url_path for i in issues}
-    entries: dict[str, FeedEntry] = {}  # an issue in several feeds is converted once
-    result = []
-    for prefix, title, home, chosen in members:
-        for issue in chosen:
-            if issue.slug not in entries:
-                entries[issue.slug] = make_entry(config, issue, bodies[issue.slug], pages)
-        result.append(Scope(prefix, title, home, tuple(entries[i.slug] for i in chosen)))
-    return result
 
 
 def _generator(config: Config, scope: Scope, self_url: str, self_type: str,
@@ -206,12 +187,34 @@ TAG_KINDS = ("rss.xml", "atom.xml")  # per-tag JSON feeds are not in the dist/ c
 
 
 def render_feeds(config: Config, issues: Sequence[Issue], bodies: Mapping[str, str],
-                 now: datetime | None = None) -> dict[str, bytes]:
-    """Every feed file. `issues` are newest first; `bodies` maps slug to the issue's HTML."""
+                 now: datetime | None = None, memo: Memo | None = None) -> dict[str, bytes]:
+    """Every feed file. `issues` are newest first; `bodies` maps slug to the issue's HTML. `memo` may return
+    a feed made by an earlier build from the same entries (then no entry is converted at all)."""
+    limit = config.feeds.limit
+    site_title = xml_safe(config.site.title)
+    members = [("", site_title, config.site.url, issues[:limit])]
+    for tag in collect_tags(issues):
+        members.append((tag.url_path, f"{site_title} · {xml_safe(tag.name)}",
+                        markdown.absolute_url(config.site.url, tag.url_path), tag.issues[:limit]))
+    pages = {str(i.path): i.url_path for i in issues}
+    entries: dict[str, FeedEntry] = {}  # an issue in several feeds is converted once
+
+    def entry(issue: Issue) -> FeedEntry:
+        if issue.slug not in entries:
+            entries[issue.slug] = make_entry(config, issue, bodies[issue.slug], pages)
+        return entries[issue.slug]
+
     out: dict[str, bytes] = {}
-    for scope in scopes(config, issues, bodies):
+    for prefix, title, home, chosen in members:
         for name, render in KINDS.items():
-            if scope.prefix and name not in TAG_KINDS:
+            if prefix and name not in TAG_KINDS:
                 continue
-            out[scope.prefix + name] = render(config, scope, now)
+
+            def make(prefix: str = prefix, title: str = title, home: str = home, chosen: Sequence[Issue] = chosen,
+                     render: Callable[[Config, Scope, datetime | None], bytes] = render) -> bytes:
+                return render(config, Scope(prefix, title, home, tuple(entry(i) for i in chosen)), now)
+
+            inputs = ("feed", prefix + name, title, [issue_inputs(i, pages) for i in chosen],
+                      None if chosen else now)  # only an empty feed shows the clock
+            out[prefix + name] = make() if memo is None else memo(inputs, make)
     return out

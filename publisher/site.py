@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -124,11 +123,18 @@ class PageRenderer:
         """`make()`, or the bytes an earlier build made from the same `inputs` (plus theme and settings)."""
         return make() if self.memo is None else self.memo(inputs, make)
 
+    def _listed(self, issues: Sequence[Issue]) -> list[tuple[object, ...]]:
+        """The inputs of a page that lists `issues`: what each entry shows, and whether it is scheduled."""
+        return [(_fields(i), self.now is not None and i.is_future(self.now)) for i in issues]
+
     def index(self) -> bytes:
-        context = {"issues": [self._view(i, "") for i in self.issues],
-                   "tags": [{"name": t.name, "url": t.url_path, "count": len(t.issues)} for t in self.tags],
-                   "feeds": feed_links(self.config)}
-        return self._cached(("index", context), lambda: self._page("web/index.html", "", "", **context))
+        tags = [{"name": t.name, "url": t.url_path, "count": len(t.issues)} for t in self.tags]
+
+        def make() -> bytes:
+            return self._page("web/index.html", "", "", issues=[self._view(i, "") for i in self.issues], tags=tags,
+                              feeds=feed_links(self.config))
+
+        return self._cached(("index", self._listed(self.issues), tags), make)
 
     def issue_page(self, issue: Issue, body_html: str, newer: Issue | None, older: Issue | None) -> bytes:
         prefix = "../../"
@@ -141,9 +147,12 @@ class PageRenderer:
 
     def tag_page(self, tag: Tag) -> bytes:
         prefix = "../../"
-        context = {"tag": {"name": tag.name, "slug": tag.slug}, "issues": [self._view(i, prefix) for i in tag.issues],
-                   "feeds": feed_links(self.config, tag)}
-        return self._cached(("tag", context), lambda: self._page("web/tag.html", prefix, tag.url_path, **context))
+
+        def make() -> bytes:
+            return self._page("web/tag.html", prefix, tag.url_path, tag={"name": tag.name, "slug": tag.slug},
+                              issues=[self._view(i, prefix) for i in tag.issues], feeds=feed_links(self.config, tag))
+
+        return self._cached(("tag", tag.name, tag.slug, self._listed(tag.issues)), make)
 
     def not_found(self) -> bytes:
         # Served by S3/CloudFront for any missing path, so every URL in it is absolute.
@@ -202,7 +211,7 @@ def issue_inputs(issue: Issue, pages: Mapping[str, str]) -> tuple[object, ...]:
     """What a rendering of one issue depends on: its fields, its Markdown, and where links to other issues go
     (the version of publisher, which fixes how Markdown renders, is in every cache key)."""
     links = sorted(pages.items()) if ".md" in issue.body else None
-    return (_fields(issue), hashlib.sha256(issue.body.encode("utf-8", "surrogatepass")).digest(), links)
+    return (_fields(issue), issue.body_sha, links)
 
 
 def _fields(issue: Issue) -> tuple[object, ...]:
