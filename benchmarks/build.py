@@ -94,39 +94,47 @@ def timed(fn) -> float:  # type: ignore[no-untyped-def]
     return time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("n", nargs="?", type=int, default=1000, help="number of issues (default 1000)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (the median is shown)")
-    args = parser.parse_args()
+def measure(n: int, repeat: int = 3, victim: str = "middle") -> dict[str, float]:
+    """Build timings (in-process) on a fresh corpus of `n` issues; `victim` is which issue the one-changed
+    rebuild edits: "middle" (an old issue) or "newest" (today's, which is also in every feed)."""
     now = datetime(2100, 1, 1, tzinfo=UTC)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "bench"
-        paths = make_corpus(root, args.n)
+        paths = make_corpus(root, n)
         total = sum(p.stat().st_size for p in paths)
         config = load_config(root, environ={})
         fulls = []
-        for _ in range(args.repeat):
+        for _ in range(repeat):
             shutil.rmtree(root / "dist", ignore_errors=True)
             shutil.rmtree(root / ".publisher-cache", ignore_errors=True)
             os.sync()  # so that writing back the corpus or the last build does not land inside this one
             fulls.append(timed(lambda: build(config, now=now)))
-        full = statistics.median(fulls)
         issues = load_issues(config)
-        in_memory = statistics.median(timed(lambda: render(config, issues, now=now)) for _ in range(args.repeat))
-        nochange = statistics.median(timed(lambda: build(config, now=now)) for _ in range(args.repeat))
+        in_memory = statistics.median(timed(lambda: render(config, issues, now=now)) for _ in range(repeat))
+        nochange = statistics.median(timed(lambda: build(config, now=now)) for _ in range(repeat))
         changed = []
-        for k in range(args.repeat):
-            victim = paths[len(paths) // 2]
-            victim.write_text(victim.read_text(encoding="utf-8") + f"\n补充说明 {k}。\n", encoding="utf-8")
+        target = paths[-1] if victim == "newest" else paths[len(paths) // 2]
+        for k in range(repeat):
+            target.write_text(target.read_text(encoding="utf-8") + f"\n补充说明 {k}。\n", encoding="utf-8")
             changed.append(timed(lambda: build(config, now=now)))
-        one_changed = statistics.median(changed)
         files = sum(1 for p in (root / "dist").rglob("*") if p.is_file())
-    print(f"corpus: {args.n} issues, {total / args.n / 1024:.1f} KB each on average, {files} output files")
-    print(f"full build (cold cache):      {full:7.3f} s   target < 3 s at N=1000  (median of {args.repeat})")
-    print(f"  of which rendering (in memory, no disk, parsed issues given): {in_memory:.3f} s")
-    print(f"no-change rebuild:            {nochange:7.3f} s")
-    print(f"one issue changed, rebuild:   {one_changed:7.3f} s   target < 1 s at N=1000")
+    return {"issues": n, "kb_per_issue": total / n / 1024, "files": files, "full": statistics.median(fulls),
+            "in_memory": in_memory, "nochange": nochange, "one_changed": statistics.median(changed)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("n", nargs="?", type=int, default=1000, help="number of issues (default 1000)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (the median is shown)")
+    parser.add_argument("--victim", choices=["middle", "newest"], default="middle",
+                        help="which issue the one-changed rebuild edits")
+    args = parser.parse_args()
+    r = measure(args.n, args.repeat, args.victim)
+    print(f"corpus: {args.n} issues, {r['kb_per_issue']:.1f} KB each on average, {r['files']} output files")
+    print(f"full build (cold cache):      {r['full']:7.3f} s   target < 3 s at N=1000  (median of {args.repeat})")
+    print(f"  of which rendering (in memory, no disk, parsed issues given): {r['in_memory']:.3f} s")
+    print(f"no-change rebuild:            {r['nochange']:7.3f} s")
+    print(f"one issue changed, rebuild:   {r['one_changed']:7.3f} s   target < 1 s at N=1000 ({args.victim} issue)")
 
 
 if __name__ == "__main__":

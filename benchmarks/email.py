@@ -29,10 +29,7 @@ from publisher.emails import MessageFactory, Recipient, render_email, sender_of 
 from publisher.themes import load_theme  # noqa: E402
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=100_000)
-    args = parser.parse_args()
+def measure(messages: int = 100_000) -> dict[str, float]:
     config = load_config(REPO, environ={})
     issues = load_issues(config)
     theme = load_theme(config)
@@ -48,18 +45,27 @@ def main() -> None:
     issue = next(i for i in issues if i.slug == "coding-agents")
     rendered = render_email(config, issue, bodies[issue.slug], theme=theme, pages=pages)
     factory = MessageFactory(rendered, sender_of(config), b"benchmark-secret-" * 2, date=datetime.now(UTC))
-    recipients = [Recipient(f"subscriber{n}@example.com", "张三" if n % 3 else "") for n in range(args.messages)]
+    recipients = [Recipient(f"subscriber{n}@example.com", "张三" if n % 3 else "") for n in range(messages)]
     started = time.perf_counter()
     size = 0
     for recipient in recipients:
         size += len(factory.message(recipient))
     elapsed = time.perf_counter() - started
-    print(f"email render per issue (MJML + CSS inlining + text): median {statistics.median(times) * 1e3:.2f} ms, "
-          f"max {max(times) * 1e3:.2f} ms over {len(issues)} issues x 5")
-    print(f"HTML size of '{issue.slug}': {rendered.html_size / 1024:.1f} KB (Gmail clips at 102 KB)")
-    per_message = elapsed / args.messages * 1e6
-    print(f"{args.messages:,} personalized messages: {elapsed:.2f} s, {per_message:.1f} us per message "
-          f"(target < 100 us), {size / args.messages / 1024:.1f} KB each")
+    return {"render_ms": statistics.median(times) * 1e3, "render_max_ms": max(times) * 1e3, "issues": len(issues),
+            "html_kb": rendered.html_size / 1024, "messages": messages, "seconds": elapsed,
+            "per_message_us": elapsed / messages * 1e6, "message_kb": size / messages / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    args = parser.parse_args()
+    r = measure(args.messages)
+    print(f"email render per issue (MJML + CSS inlining + text): median {r['render_ms']:.2f} ms, "
+          f"max {r['render_max_ms']:.2f} ms over {r['issues']} issues x 5")
+    print(f"HTML size of 'coding-agents': {r['html_kb']:.1f} KB (Gmail clips at 102 KB)")
+    print(f"{r['messages']:,} personalized messages: {r['seconds']:.2f} s, {r['per_message_us']:.1f} us per message "
+          f"(target < 100 us), {r['message_kb']:.1f} KB each")
 
 
 if __name__ == "__main__":

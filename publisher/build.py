@@ -76,20 +76,15 @@ def render(config: Config, issues: Sequence[Issue], *, theme: Theme | None = Non
     memo = cache.memo(f"{theme.fingerprint}\0{config.fingerprint()}")
 
 
-    def per_issue() -> list[tuple[dict[str, bytes], str]]:
-        return [(site.render_pages(config, theme, issues, bodies, now, memo=memo), "the web archive"),
-                (emails.email_pages(config, theme, issues, bodies, memo=memo), "the emails"),
-                (feeds.render_feeds(config, issues, bodies, now, memo=memo), "the feeds")]
-
-    # The first pass takes what is cached and queues the rest, which then renders on every core; only then is
-    # a second pass needed (a rebuild where nothing changed has everything after the first).
-    with cache.parallel() as queued:
-        parts = per_issue()
-    if queued:
-        parts = per_issue()
+    # What is cached comes back at once; the rest is queued (a placeholder stands in its place), rendered on
+    # every core when the block ends, and put in place.
+    with cache.parallel():
+        parts = [(site.render_pages(config, theme, issues, bodies, now, memo=memo), "the web archive"),
+                 (emails.email_pages(config, theme, issues, bodies, memo=memo), "the emails"),
+                 (feeds.render_feeds(config, issues, bodies, now, memo=memo), "the feeds")]
     out = Site()
     for files, producer in parts:
-        out.update(files, producer)
+        out.update({path: cache.resolve(data) for path, data in files.items()}, producer)
     for rel, path in theme.files("web/static").items():
         out.add(f"static/{rel}", path, f"theme file {relpath(path, config.root)}")
     for path in assets:
@@ -151,6 +146,13 @@ def check(config: Config, *, now: datetime) -> tuple[list[Issue], list[str]]:
 # ---- the incremental cache ----
 
 
+@dataclass(frozen=True)
+class Pending:
+    """Stands for a render queued inside `RenderCache.parallel()`."""
+
+    key: str
+
+
 class _Bodies(Mapping[str, str]):
     """Each issue's HTML by slug, rendered from Markdown (or taken from the cache) when first asked for: a
     page or email taken from the cache never needs it."""
@@ -196,7 +198,8 @@ class RenderCache:
     def get(self, key: str, make):  # type: ignore[no-untyped-def]
         """The value remembered under `key`, else `make()` (remembered for the next build).
 
-        Inside `parallel()`, a value not remembered is not made at once: `make` is queued and "" returned.
+        Inside `parallel()`, a value not remembered is not made at once: `make` is queued and a `Pending`
+        placeholder returned (`resolve` swaps it for the value once the block has ended).
         """
         value = self.new.get(key)
         if value is None:
@@ -204,25 +207,26 @@ class RenderCache:
             if value is None:
                 if self._queue is not None:
                     self._queue.setdefault(key, make)
-                    return ""
+                    return Pending(key)
                 value = make()
             self.new[key] = value
         return value
 
     @contextmanager
-    def parallel(self) -> Iterator[list[str]]:
+    def parallel(self) -> Iterator[None]:
         """Queue the renders that are not cached, then run them on every core (forked workers inherit the
-        queued closures, so nothing but the results crosses between processes). Yields a list that holds the
-        keys rendered once the block is done (empty: everything came from the cache)."""
+        queued closures, so nothing but the results crosses between processes)."""
         self._queue = {}
-        rendered: list[str] = []
         try:
-            yield rendered
+            yield
             queued, self._queue = self._queue, None
             self.new.update(_run_all(queued))
-            rendered.extend(queued)
         finally:
             self._queue = None
+
+    def resolve(self, value: object) -> object:
+        """A value, or the result that a `Pending` placeholder stood for."""
+        return self.new[value.key] if isinstance(value, Pending) else value
 
     def memo(self, shared: str):  # type: ignore[no-untyped-def]
         """A memo for renderers: `memo(inputs, make)` keyed by a hash of `inputs` and `shared` (the theme and

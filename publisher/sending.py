@@ -31,7 +31,7 @@ from .config import Config
 from .content import Issue, load_issues
 from .emails import MessageFactory, Recipient, RenderedEmail, render_email, sender_of
 from .errors import PublisherError
-from .subscribers import SqliteStore, Store, connect, migrate, now_text, open_store
+from .subscribers import SqliteStore, Store, connect, migrate, now_text, open_store, write_transaction
 from .tokens import secret_from_env
 from .transports import FatalError, PermanentError, TransientError, Transport, UncertainError, transport_for
 
@@ -134,8 +134,7 @@ class Ledger:
     def snapshot(self, issue: str, subject: str, store: Store) -> int:
         """Write a pending row for every active subscriber, atomically; returns the audience size."""
         stamp = now_text()
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self.db):
             self.db.execute("INSERT INTO issue_sends (issue, subject, audience, created_at) VALUES (?, ?, 0, ?)",
                             (issue, subject, stamp))
             if isinstance(store, SqliteStore) and store.path.resolve() == self.path.resolve():
@@ -149,10 +148,6 @@ class Ledger:
                                     "changed_at) VALUES (?, ?, ?, 'pending', ?, ?)", rows)
             audience = self.db.execute("SELECT count(*) FROM deliveries WHERE issue = ?", (issue,)).fetchone()[0]
             self.db.execute("UPDATE issue_sends SET audience = ? WHERE issue = ?", (audience, issue))
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
         return int(audience)
 
     def counts(self, issue: str) -> dict[str, int]:

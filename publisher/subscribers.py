@@ -6,6 +6,7 @@ Both keep the same record (email, name, status, tags, created and changed times)
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import sqlite3
@@ -111,6 +112,19 @@ def connect(path: Path) -> sqlite3.Connection:
     return db
 
 
+@contextlib.contextmanager
+def write_transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """All or nothing. BEGIN IMMEDIATE takes the write lock at once (waiting up to the busy timeout), where a
+    deferred transaction could fail with "database is locked" at its first write."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 def migrate(db: sqlite3.Connection, component: str, version: int, statements: Iterable[str]) -> None:
     """Create a component's tables on first use; refuse a database made by a newer publisher."""
     row = db.execute("SELECT version FROM schema_versions WHERE component = ?", (component,)).fetchone()
@@ -119,17 +133,12 @@ def migrate(db: sqlite3.Connection, component: str, version: int, statements: It
             raise PublisherError(f"the database was made by a newer publisher ({component} schema {row[0]}, "
                                  f"this one knows {version})", hint="upgrade publisher")
         return
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(db):
         # Another process may have created the tables while this one waited for the write lock.
         if db.execute("SELECT 1 FROM schema_versions WHERE component = ?", (component,)).fetchone() is None:
             for statement in statements:
                 db.execute(statement)
             db.execute("INSERT INTO schema_versions VALUES (?, ?)", (component, version))
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
 
 
 SUBSCRIBER_TABLES = (
@@ -168,24 +177,19 @@ class SqliteStore:
         return self._row(row) if row else None
 
     def upsert(self, subscriber: Subscriber, *, reactivate: bool = False) -> str:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            verdict = self._upsert(subscriber, reactivate)
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        return verdict
+        with write_transaction(self.db):
+            return self._upsert(subscriber, reactivate)
 
     def _upsert(self, subscriber: Subscriber, reactivate: bool) -> str:
-        merged, verdict = _merge(self.get(subscriber.email), subscriber, reactivate)
+        old = self.get(subscriber.email)
+        merged, verdict = _merge(old, subscriber, reactivate)
         stamp = now_text()
         if verdict == "added":
             self.db.execute("INSERT INTO subscribers (email, name, status, tags, created_at, changed_at) "
                             "VALUES (?, ?, ?, ?, ?, ?)", (merged.email, merged.name, merged.status,
                                                           json.dumps(list(merged.tags), ensure_ascii=False),
                                                           stamp, stamp))
-        elif merged is not self.get(subscriber.email) and verdict in ("updated", "kept"):
+        elif merged is not old:
             self.db.execute("UPDATE subscribers SET name = ?, status = ?, tags = ?, changed_at = ? WHERE email = ?",
                             (merged.name, merged.status, json.dumps(list(merged.tags), ensure_ascii=False), stamp,
                              merged.email))
@@ -194,15 +198,10 @@ class SqliteStore:
     def upsert_many(self, subscribers: Iterable[Subscriber], *, reactivate: bool = False) -> dict[str, int]:
         """Many upserts in one transaction (an import of 100,000 rows takes seconds, not minutes)."""
         counts: dict[str, int] = {}
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self.db):
             for subscriber in subscribers:
                 verdict = self._upsert(subscriber, reactivate)
                 counts[verdict] = counts.get(verdict, 0) + 1
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
         return counts
 
     def set_status(self, email: str, status: str) -> bool:

@@ -30,10 +30,20 @@ class Theme:
 
     dirs: tuple[Path, ...]
     root: Path  # the newsletter folder, for messages
+    cache: Path | None = None  # where compiled templates are kept between runs
 
     @cached_property
     def env(self) -> jinja2.Environment:
+        bytecode = None
+        if self.cache is not None:
+            try:
+                self.cache.mkdir(parents=True, exist_ok=True)
+                # Compiling the templates costs more than a one-issue rebuild; a new process reuses them.
+                bytecode = jinja2.FileSystemBytecodeCache(str(self.cache))
+            except OSError:  # a read-only folder (Lambda): compile every time
+                bytecode = None
         env = jinja2.Environment(
+            bytecode_cache=bytecode,
             loader=jinja2.FileSystemLoader([str(d) for d in self.dirs]),
             autoescape=jinja2.select_autoescape(("html", "xml", "mjml"), default_for_string=True),
             undefined=jinja2.StrictUndefined,
@@ -85,11 +95,12 @@ class Theme:
 def load_theme(config: Config) -> Theme:
     builtin = builtin_theme_dir()
     user = config.themes_dir / config.build.theme
+    cache = config.root / ".publisher-cache" / "templates"
     if user.is_dir() and user.resolve() != builtin.resolve():
-        return Theme((user, builtin), config.root)
+        return Theme((user, builtin), config.root, cache)
     if config.build.theme != "default" and not user.is_dir():
         raise PublisherError(f"build.theme is {config.build.theme!r} but there is no folder "
                              f"{relpath(user, config.root)}",
                              file=config.file.name, field="build.theme",
                              hint="create the folder with the templates you override, or use theme = \"default\"")
-    return Theme((builtin,), config.root)
+    return Theme((builtin,), config.root, cache)
