@@ -166,7 +166,7 @@ limit = 20                 # newest issues in each feed
 full_content = true        # whole issues in feeds, not just summaries
 """
 
-_INIT_GITIGNORE = "dist/\npublic/\noutbox/\nsubscribers.db\n.publisher-cache/\n"
+_INIT_GITIGNORE = "dist/\npublic/\noutbox/\nsubscribers.db\nsubscribers.db-*\n.publisher-cache/\n.publisher.lock\n"
 
 _FIRST_ISSUE = """\
 ---

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -304,10 +305,12 @@ def content_files(content_dir: Path) -> tuple[list[Path], list[Path]]:
     assets: list[Path] = []
     if not content_dir.is_dir():
         return issues, assets
-    for path in sorted(content_dir.rglob("*")):
-        rel = path.relative_to(content_dir)
-        if any(part.startswith((".", "_")) for part in rel.parts) or not path.is_file():
-            continue
+    found: list[str] = []
+    for folder, subfolders, names in os.walk(content_dir):  # os.walk: a fraction of rglob's cost
+        subfolders[:] = [d for d in subfolders if not d.startswith((".", "_"))]
+        found.extend(os.path.join(folder, n) for n in names if not n.startswith((".", "_")))
+    for name in sorted(found):
+        path = Path(name)
         (issues if path.suffix.lower() in (".md", ".markdown") else assets).append(path)
     return issues, assets
 
