@@ -15,6 +15,7 @@ import os
 import pickle
 import posixpath
 import shutil
+import struct
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -105,7 +106,7 @@ def check_output_folder(config: Config, output: Path) -> None:
 
 
 CACHE_DIR = ".publisher-cache"
-CACHE_FORMAT = 2  # bump when what the cache holds changes shape (e.g. a new Issue field)
+CACHE_FORMAT = 3  # bump when what the cache holds changes shape (e.g. a new Issue field)
 
 
 def build(config: Config, *, now: datetime, drafts: bool = False, future: bool = False,
@@ -174,26 +175,78 @@ class _Bodies(Mapping[str, str]):
 class RenderCache:
     """Parsed issues and Markdown renders from the last build, keyed by a hash of their inputs.
 
-    Stored as one pickle in `.publisher-cache/`; entries not used by a build are dropped when it saves. A cache
-    from another version of publisher, or one that cannot be read, is ignored (it is only ever a shortcut).
+    Stored in `.publisher-cache/` as a log of records (put key value, or drop key). A save appends only what
+    the build added and dropped (a one-issue rebuild writes kilobytes, not the whole cache) and rewrites the log
+    compactly once dead records outnumber live ones. Loading reads the log into memory and indexes it; a value
+    is decoded only when a build asks for it. Keys are hashes of inputs, so a key's value never changes. A
+    cache from another version of publisher, or one that cannot be read, is ignored (it is only ever a
+    shortcut); a log cut short by a crash keeps the records before the cut.
     """
 
-    FILE = "render.pickle"
+    FILE = "render.log"
+    _FRAME = struct.Struct("<cHQ")  # kind (b"B" raw bytes, b"P" pickle, b"D" drop), key length, value length
 
     def __init__(self, folder: Path | None, salt: str = "") -> None:
         self.folder = folder
         self.salt = salt  # settings that change how a file parses (the time zone)
-        self.old: dict[str, object] = {}
+        self.old: dict[str, tuple[bytes, int, int]] = {}  # key -> (kind, start, end) in self._data
         self.new: dict[str, object] = {}
+        self._data = memoryview(b"")
         self._queue: dict[str, Callable[[], object]] | None = None
+        self._records = 0  # records in the log, live or not
+        self._compact = True  # rewrite rather than append (no usable log yet)
         if folder is not None:
-            try:
-                with open(folder / self.FILE, "rb") as fh:
-                    version, entries = pickle.load(fh)
-                if version == (__version__, CACHE_FORMAT):
-                    self.old = entries
-            except Exception:  # a missing or broken cache is rebuilt, never an error
-                self.old = {}
+            self._load(folder / self.FILE)
+
+    def _magic(self) -> bytes:
+        return f"publisher-cache {__version__} {CACHE_FORMAT}\n".encode()
+
+    def _load(self, path: Path) -> None:
+        try:
+            data = memoryview(path.read_bytes())
+        except OSError:
+            return
+        magic = self._magic()
+        if bytes(data[: len(magic)]) != magic:
+            return
+        self._data, self._compact = data, False
+        offset, size = len(magic), self._FRAME.size
+        while offset < len(data):
+            if offset + size > len(data):
+                self._compact = True  # cut short by a crash: keep what came before, rewrite on save
+                return
+            kind, key_length, value_length = self._FRAME.unpack_from(data, offset)
+            start = offset + size + key_length
+            end = start + value_length
+            if end > len(data):
+                self._compact = True
+                return
+            key = bytes(data[offset + size:start]).decode()
+            self._records += 1
+            if kind == b"D":
+                self.old.pop(key, None)
+            else:
+                self.old[key] = (kind, start, end)
+            offset = end
+
+    def _old(self, key: str) -> object:
+        entry = self.old.get(key)
+        if entry is None:
+            return None
+        kind, start, end = entry
+        return bytes(self._data[start:end]) if kind == b"B" else pickle.loads(self._data[start:end])
+
+    def _frame(self, fh, key: str, value: object = None, drop: bool = False) -> None:  # type: ignore[no-untyped-def]
+        if drop:
+            kind, payload = b"D", b""
+        elif isinstance(value, bytes):
+            kind, payload = b"B", value
+        else:
+            kind, payload = b"P", pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        encoded = key.encode()
+        fh.write(self._FRAME.pack(kind, len(encoded), len(payload)))
+        fh.write(encoded)
+        fh.write(payload)
 
     def get(self, key: str, make):  # type: ignore[no-untyped-def]
         """The value remembered under `key`, else `make()` (remembered for the next build).
@@ -203,7 +256,7 @@ class RenderCache:
         """
         value = self.new.get(key)
         if value is None:
-            value = self.old.get(key)
+            value = self._old(key)
             if value is None:
                 if self._queue is not None:
                     self._queue.setdefault(key, make)
@@ -232,8 +285,10 @@ class RenderCache:
         """A memo for renderers: `memo(inputs, make)` keyed by a hash of `inputs` and `shared` (the theme and
         the settings, which every rendering depends on)."""
 
+        prefix = hashlib.sha256(f"{__version__}\0{shared}".encode("utf-8", "surrogatepass")).hexdigest()
+
         def memo(inputs: object, make):  # type: ignore[no-untyped-def]
-            text = repr((__version__, shared, inputs))
+            text = prefix + repr(inputs)
             return self.get("render:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(), make)
 
         return memo
@@ -248,13 +303,25 @@ class RenderCache:
         return self.get(key, parse)
 
     def save(self) -> None:
-        if self.folder is None or self.new.keys() == self.old.keys():
+        if self.folder is None or (self.new.keys() == self.old.keys() and not self._compact):
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / (self.FILE + ".tmp")
-        with open(tmp, "wb") as fh:
-            pickle.dump(((__version__, CACHE_FORMAT), self.new), fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, self.folder / self.FILE)
+        added = [key for key in self.new if key not in self.old]
+        dropped = [key for key in self.old if key not in self.new]
+        path = self.folder / self.FILE
+        if self._compact or self._records + len(added) + len(dropped) > 2 * len(self.new):
+            tmp = path.with_name(self.FILE + ".tmp")
+            with open(tmp, "wb") as fh:
+                fh.write(self._magic())
+                for key, value in self.new.items():
+                    self._frame(fh, key, value)
+            os.replace(tmp, path)
+            return
+        with open(path, "ab") as fh:
+            for key in dropped:
+                self._frame(fh, key, drop=True)
+            for key in added:
+                self._frame(fh, key, self.new[key])
 
 
 PARALLEL_MIN = 48  # below this many renders, starting worker processes costs more than it saves

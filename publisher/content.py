@@ -6,6 +6,7 @@ parsed through one table, `FIELDS`, so a key's rules live in one place.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import logging
@@ -56,6 +57,7 @@ class Issue:
     source: str | None = None
     authors: tuple[str, ...] = ()
     body_sha: str = ""  # SHA-256 of `body`: render caches key on it without hashing the text again
+    digest: str = ""  # SHA-256 of everything a rendering can show of the issue (see `issue_digest`)
 
     @property
     def url_path(self) -> str:
@@ -294,9 +296,19 @@ def parse_issue(raw: bytes, *, file: Path, content_dir: Path, shown: Path, timez
     if not body:
         warnings.append(f"{shown}: the issue has no body (only frontmatter)")
     summary = values.pop("summary", None) or markdown.summarize(body)
-    return Issue(file=file, path=PurePosixPath(file.relative_to(content_dir).as_posix()), body=body,
-                 summary=summary, body_sha=hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest(),
-                 **values)
+    issue = Issue(file=file, path=PurePosixPath(file.relative_to(content_dir).as_posix()), body=body,
+                  summary=summary, body_sha=hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest(),
+                  **values)
+    return dataclasses.replace(issue, digest=issue_digest(issue))
+
+
+def issue_digest(issue: Issue) -> str:
+    """A short stand-in, in render cache keys, for all a page, email or feed can show of an issue: its fields
+    and its body. Kept on the Issue: the keys of one build ask for it about ten times per issue."""
+    fields = (issue.slug, issue.title, issue.date, issue.summary, issue.tags, issue.draft, issue.send,
+              issue.subject, issue.preheader, issue.image, issue.source, issue.authors, str(issue.path),
+              issue.body_sha)
+    return hashlib.sha256(repr(fields).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def content_files(content_dir: Path) -> tuple[list[Path], list[Path]]:

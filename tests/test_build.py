@@ -100,10 +100,30 @@ def test_broken_cache_is_ignored(newsletter):
     newsletter.issue("2026-11-20-a.md")
     config = newsletter.load_config()
     (newsletter.root / ".publisher-cache").mkdir()
-    (newsletter.root / ".publisher-cache" / RenderCache.FILE).write_bytes(b"not a pickle")
+    (newsletter.root / ".publisher-cache" / RenderCache.FILE).write_bytes(b"not a cache")
     result = build(config, now=NOW)
     assert result.written == result.files
     assert RenderCache(newsletter.root / ".publisher-cache").old  # rewritten, readable
+
+
+def test_cache_log_appends_small_changes_and_survives_a_cut(newsletter):
+    for n in range(5):
+        newsletter.issue(f"2026-11-2{n}-i{n}.md", f"title: 第{n}期\ndate: 2026-11-2{n}\n")
+    config = newsletter.load_config()
+    build(config, now=NOW)
+    log = newsletter.root / ".publisher-cache" / RenderCache.FILE
+    size = log.stat().st_size
+    (newsletter.content / "2026-11-20-i0.md").write_text("---\ntitle: 改\ndate: 2026-11-20\n---\n改过。\n")
+    build(config, now=NOW)
+    grown = log.stat().st_size
+    assert size < grown < size * 1.5  # appended, not rewritten
+    cache = RenderCache(newsletter.root / ".publisher-cache")
+    assert cache.old and not cache._compact
+    log.write_bytes(log.read_bytes()[:-7])  # a crash cut the last record short
+    cut = RenderCache(newsletter.root / ".publisher-cache")
+    assert cut.old and cut._compact  # the records before the cut are kept; the next save rewrites
+    warm = build(config, now=NOW, output=newsletter.root / "again")
+    assert warm.written == warm.files
 
 
 def test_two_outputs_claiming_one_path_is_an_error(newsletter):
