@@ -210,7 +210,7 @@ class _Job:
     attempts: int
 
 
-class Sender:
+class SendLoop:
     """Sends one rendered issue through one transport, keeping the ledger."""
 
     def __init__(self, config: Config, rendered: RenderedEmail, transport: Transport, factory: MessageFactory,
@@ -428,9 +428,9 @@ def send_issue(config: Config, slug: str, *, transport: Transport | None = None,
         report.already_sent = before.get("sent", 0)
         transport = transport or transport_for(config, slug)
         try:
-            sender = Sender(config, rendered, transport, factory, ledger, join_status=isinstance(store, SqliteStore),
+            loop = SendLoop(config, rendered, transport, factory, ledger, join_status=isinstance(store, SqliteStore),
                             clock=clock, sleep=sleep, progress=progress, stop=stop)
-            sender.run(report, limit)
+            loop.run(report, limit)
         finally:
             transport.close()
         after = ledger.counts(slug)
