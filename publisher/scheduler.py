@@ -243,7 +243,7 @@ def run_forever(root: Path, *, once: Callable[[], None] | None = None, stop: thr
     stop = stop or threading.Event()
     if install_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda number, frame: _stopping(stop, number))
+            signal.signal(sig, lambda number, _frame: _stopping(stop, number))
     config = load_config(root)
     job = once or (lambda: _run_once(root, stop))
     scheduler = schedule.Scheduler()

@@ -12,7 +12,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -48,15 +48,6 @@ class Subscriber:
     tags: tuple[str, ...] = ()
     created: str = ""
     changed: str = ""
-
-
-@dataclass
-class ImportReport:
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    kept_unsubscribed: int = 0  # suppressed addresses not reactivated
-    problems: list[Problem] = field(default_factory=list)
 
 
 class Store(Protocol):
