@@ -164,6 +164,14 @@ theme = "default"          # a folder themes/<name>/ overrides the built-in them
 [feeds]
 limit = 20                 # newest issues in each feed
 full_content = true        # whole issues in feeds, not just summaries
+
+[email]
+transport = "outbox"       # outbox (files in outbox/), smtp or ses
+# from_address = "news@example.com"   # needed to send (default: site.author_email)
+# postal_address = "..."              # CAN-SPAM: a postal address in every email
+
+[deploy]
+target = "public"          # a folder, or s3://bucket/prefix
 """
 
 _INIT_GITIGNORE = "dist/\npublic/\noutbox/\nsubscribers.db\nsubscribers.db-*\n.publisher-cache/\n.publisher.lock\n"
