@@ -1139,20 +1139,26 @@ def _check_html_field(report, where, name, html, line, *, allow_relative=False):
         report.add(where, rule, f"{name} {detail}", line)
 
 
+def _root(data: bytes, report: _Report, expected: str, shown):  # type: ignore[no-untyped-def]
+    """The document's root element and its QName, or (None, None) when it does not parse or is not
+    `expected` (e.g. "rss", "atom:feed"); the problem is on `report`."""
+    root = _parse_xml(data, report, "document")
+    if root is None:
+        return None, None
+    q = etree.QName(root)
+    if q.localname != expected.rpartition(":")[2]:
+        wanted = expected if ":" in expected else f"<{expected}>"
+        report.add("document", "UndefinedElement", f"root element must be {wanted}, not {shown(root, q)}",
+                   root.sourceline)
+        return None, None
+    return root, q
+
+
 def check_rss(data: bytes, *, self_url: str | None = None) -> list[str]:
     """Check an RSS 2.0 document; returns a list of error strings."""
     report = _Report()
-    root = _parse_xml(data, report, "document")
+    root, q = _root(data, report, "rss", lambda r, name: f"<{name.localname}>")
     if root is None:
-        return report.errors
-    q = etree.QName(root)
-    if q.localname != "rss":
-        report.add(
-            "document",
-            "UndefinedElement",
-            f"root element must be <rss>, not <{q.localname}>",
-            root.sourceline,
-        )
         return report.errors
     if q.namespace is not None:
         report.add("rss", "InvalidNamespace", f"rss is in an invalid namespace: {q.namespace}", root.sourceline)
@@ -1921,17 +1927,8 @@ def _check_atom_metadata(report, w, parent, *, self_url=None, source=False):
 def check_atom(data: bytes, *, self_url: str | None = None) -> list[str]:
     """Check an Atom 1.0 (RFC 4287) feed document; returns a list of error strings."""
     report = _Report()
-    root = _parse_xml(data, report, "document")
+    root, q = _root(data, report, "atom:feed", lambda r, name: _qname(r))
     if root is None:
-        return report.errors
-    q = etree.QName(root)
-    if q.localname != "feed":
-        report.add(
-            "document",
-            "UndefinedElement",
-            f"root element must be atom:feed, not {_qname(root)}",
-            root.sourceline,
-        )
         return report.errors
     if q.namespace is None:
         report.add("feed", "MissingNamespace", f'Missing namespace for feed (xmlns="{ATOM_NS}")', root.sourceline)
@@ -2170,6 +2167,22 @@ def _jf_language(report, w, obj):
         report.addp(w, _lang_problem(value, "language"))
 
 
+def _jf_objects(report: _Report, w: str, container: dict, key: str, singular: str):  # type: ignore[no-untyped-def]
+    """(where, object) for each object of the array `container[key]`; reports a non-array or a non-object."""
+    if key not in container:
+        return
+    values = container[key]
+    if not isinstance(values, list):
+        report.add(w, "InvalidType", f"'{key}' must be an array")
+        return
+    for i, value in enumerate(values):
+        where = f"{w} {key}[{i}]"
+        if not isinstance(value, dict):
+            report.add(where, "InvalidType", f"{singular} must be an object")
+            continue
+        yield where, value
+
+
 def check_json_feed(data: bytes, *, self_url: str | None = None) -> list[str]:
     """Check a JSON Feed 1.1 document; returns a list of error strings."""
     report = _Report()
@@ -2228,18 +2241,9 @@ def check_json_feed(data: bytes, *, self_url: str | None = None) -> list[str]:
     _jf_language(report, w, feed)
     if "expired" in feed and not isinstance(feed["expired"], bool):
         report.add(w, "InvalidType", "'expired' must be a boolean")
-    if "hubs" in feed:
-        hubs = feed["hubs"]
-        if not isinstance(hubs, list):
-            report.add(w, "InvalidType", "'hubs' must be an array")
-        else:
-            for i, hub in enumerate(hubs):
-                hw = f"{w} hubs[{i}]"
-                if not isinstance(hub, dict):
-                    report.add(hw, "InvalidType", "hub must be an object")
-                    continue
-                _jf_string(report, hw, hub, "type", required=True)
-                _jf_url(report, hw, hub, "url", required=True)
+    for hw, hub in _jf_objects(report, w, feed, "hubs", "hub"):
+        _jf_string(report, hw, hub, "type", required=True)
+        _jf_url(report, hw, hub, "url", required=True)
     for key in feed:
         if key not in _JF_TOP_KEYS and not key.startswith("_"):
             report.add(w, "UnknownField", f"unknown top-level field {key!r} (extensions must start with '_')")
@@ -2303,35 +2307,26 @@ def _check_jf_item(report, index, item, ids):
             report.add(w, "NotBlank", "tags should not be blank")
     _jf_authors(report, w, item)
     _jf_language(report, w, item)
-    if "attachments" in item:
-        atts = item["attachments"]
-        if not isinstance(atts, list):
-            report.add(w, "InvalidType", "'attachments' must be an array")
-        else:
-            for i, att in enumerate(atts):
-                aw = f"{w} attachments[{i}]"
-                if not isinstance(att, dict):
-                    report.add(aw, "InvalidType", "attachment must be an object")
-                    continue
-                _jf_url(report, aw, att, "url", required=True)
-                mime = _jf_string(report, aw, att, "mime_type", required=True)
-                if mime is not None and not _MIME_RE.match(mime):
-                    report.add(aw, "InvalidMIMEType", f"mime_type is not a valid MIME type: {mime!r}")
-                _jf_string(report, aw, att, "title")
-                for key in ("size_in_bytes", "duration_in_seconds"):
-                    if key in att and (
-                        isinstance(att[key], bool) or not isinstance(att[key], (int, float)) or att[key] < 0
-                    ):
-                        report.add(aw, "InvalidType", f"{key!r} must be a non-negative number")
-                for key in att:
-                    if key not in (
-                        "url",
-                        "mime_type",
-                        "title",
-                        "size_in_bytes",
-                        "duration_in_seconds",
-                    ) and not key.startswith("_"):
-                        report.add(aw, "UnknownField", f"unknown attachment field {key!r}")
+    for aw, att in _jf_objects(report, w, item, "attachments", "attachment"):
+        _jf_url(report, aw, att, "url", required=True)
+        mime = _jf_string(report, aw, att, "mime_type", required=True)
+        if mime is not None and not _MIME_RE.match(mime):
+            report.add(aw, "InvalidMIMEType", f"mime_type is not a valid MIME type: {mime!r}")
+        _jf_string(report, aw, att, "title")
+        for key in ("size_in_bytes", "duration_in_seconds"):
+            if key in att and (
+                isinstance(att[key], bool) or not isinstance(att[key], (int, float)) or att[key] < 0
+            ):
+                report.add(aw, "InvalidType", f"{key!r} must be a non-negative number")
+        for key in att:
+            if key not in (
+                "url",
+                "mime_type",
+                "title",
+                "size_in_bytes",
+                "duration_in_seconds",
+            ) and not key.startswith("_"):
+                report.add(aw, "UnknownField", f"unknown attachment field {key!r}")
     for key in item:
         if key not in _JF_ITEM_KEYS and not key.startswith("_"):
             report.add(w, "UnknownField", f"unknown item field {key!r} (extensions must start with '_')")
