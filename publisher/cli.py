@@ -7,7 +7,6 @@ Exit status: 0 done, 1 a user-facing error (a `PublisherError`, printed one prob
 from __future__ import annotations
 
 import contextlib
-import difflib
 import logging
 import os
 import re
@@ -297,11 +296,7 @@ def email_command(ctx: click.Context, slug: str, mode: str, to: str, name: str) 
     """Print the email of issue SLUG as one subscriber would get it."""
     config = load_config(_root(ctx))
     issues = content.load_issues(config)
-    issue = next((i for i in issues if i.slug == slug), None)
-    if issue is None:
-        close = difflib.get_close_matches(slug, [i.slug for i in issues], n=3)
-        raise PublisherError(f"no issue has the slug {slug!r}",
-                             hint=f"did you mean {', '.join(close)}?" if close else "see `publisher check`")
+    issue = content.find_issue(issues, slug)
     pages = {str(i.path): i.url_path for i in issues}
     rendered = emails.render_email(config, issue, markdown.to_html(issue.body), pages=pages)
     for warning in rendered.warnings:

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path, PurePosixPath
@@ -387,6 +387,16 @@ def _duplicate_slugs(issues: list[Issue], root: Path) -> list[Problem]:
             problems.append(Problem(f"the slug {slug!r} is used by {files}", file=relpath(same[0].file, root),
                                     field="slug", hint="give one of them another slug: in its frontmatter"))
     return problems
+
+
+def find_issue(issues: Sequence[Issue], slug: str) -> Issue:
+    """The issue with `slug`, or an error that suggests the closest slugs."""
+    for issue in issues:
+        if issue.slug == slug:
+            return issue
+    close = difflib.get_close_matches(slug, [i.slug for i in issues], n=3)
+    raise PublisherError(f"no issue has the slug {slug!r}",
+                         hint=f"did you mean {', '.join(close)}?" if close else "see `publisher check`")
 
 
 def select(issues: Iterable[Issue], now: datetime, *, drafts: bool = False, future: bool = False) -> list[Issue]:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from . import markdown
 from .config import Config
-from .content import Issue, load_issues
+from .content import find_issue, load_issues
 from .emails import MessageFactory, Recipient, RenderedEmail, render_email, sender_of
 from .errors import PublisherError
 from .subscribers import SqliteStore, Store, connect, migrate, now_text, open_store, write_transaction
@@ -189,17 +189,6 @@ class Ledger:
     def finish(self, issue: str) -> None:
         self.db.execute("UPDATE issue_sends SET finished_at = ? WHERE issue = ? AND finished_at IS NULL",
                         (now_text(), issue))
-
-
-def find_issue(config: Config, slug: str) -> Issue:
-    issues = load_issues(config)
-    for issue in issues:
-        if issue.slug == slug:
-            return issue
-    import difflib
-
-    close = difflib.get_close_matches(slug, [i.slug for i in issues], n=3)
-    raise PublisherError(f"no issue has the slug {slug!r}", hint=f"did you mean {', '.join(close)}?" if close else None)
 
 
 @dataclass
@@ -363,7 +352,8 @@ def send_issue(config: Config, slug: str, *, transport: Transport | None = None,
 
     started = clock()
     now = now or datetime.now(UTC)
-    issue = find_issue(config, slug)
+    issues = load_issues(config)
+    issue = find_issue(issues, slug)
     if test_to is None:
         if issue.draft:
             raise PublisherError(f"{slug} is a draft", hint="remove `draft: true` first, or use --test ADDR")
@@ -373,7 +363,7 @@ def send_issue(config: Config, slug: str, *, transport: Transport | None = None,
         if not issue.send:
             raise PublisherError(f"{slug} has `send: false` in its frontmatter", hint="it is published, not emailed")
     rendered = render_email(config, issue, markdown.to_html(issue.body),
-                            pages={str(i.path): i.url_path for i in load_issues(config)})
+                            pages={str(i.path): i.url_path for i in issues})
     factory = MessageFactory(rendered, sender_of(config), secret or secret_from_env(), date=now)
     report = SendReport(issue=slug, dry_run=dry_run)
     store = store or open_store(config)
