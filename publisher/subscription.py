@@ -13,19 +13,22 @@ A static site cannot take a sign-up or an unsubscribe click, so this is the one 
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import logging
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -204,24 +207,28 @@ class Endpoint:
         if not self.per_address.allow(address):
             return self.answer(request, "slow", 429, json_mode=json_mode)
         name = fields.get("name", "").strip()[:100]
-        from starlette.concurrency import run_in_threadpool
-
         await run_in_threadpool(self._subscribe, address, name)
         return self.answer(request, "check", json_mode=json_mode, next_url=next_url)
 
-    def _subscribe(self, address: str, name: str) -> None:
+    @contextlib.contextmanager
+    def store(self) -> Iterator[Store]:
+        """A store for one request (SQLite connections are not shared between the server's threads)."""
         store = self.store_factory()
         try:
+            yield store
+        finally:
+            close = getattr(store, "close", None)
+            if close:
+                close()
+
+    def _subscribe(self, address: str, name: str) -> None:
+        with self.store() as store:
             current = store.get(address)
             if current is not None and current.status in ("active", "bounced", "complained"):
                 return  # nothing to confirm; the answer does not tell
             if current is None:
                 store.upsert(Subscriber(address, name, "unconfirmed"))
             self._send_confirmation(address, name or (current.name if current else ""))
-        finally:
-            close = getattr(store, "close", None)
-            if close:
-                close()
 
     def _send_confirmation(self, address: str, name: str) -> None:
         expires = int(self.clock() + self.config.serve.confirm_within.total_seconds())
@@ -235,12 +242,7 @@ class Endpoint:
                                                                                   self.sender.postal_address}}
         message = EmailMessage()
         message["Subject"] = self.theme.render("email/confirm_subject.txt", **context).strip()
-        message["From"] = f"{self.sender.name} <{self.sender.address}>" if self.sender.name.isascii() else \
-            self.sender.address
-        if not self.sender.name.isascii():
-            from email.headerregistry import Address
-
-            message.replace_header("From", str(Address(self.sender.name, addr_spec=self.sender.address)))
+        message["From"] = Address(self.sender.name, addr_spec=self.sender.address)  # encodes a Chinese name
         message["To"] = address
         message["Date"] = format_datetime(datetime.now(UTC))
         message["Message-ID"] = make_msgid(domain=self.sender.domain)
@@ -261,8 +263,6 @@ class Endpoint:
                                 list_id=self.sender.list_id, now=self.clock())
         except InvalidToken:
             return self.page(self.text["bad"], self.text["bad_body"], 400)
-        from starlette.concurrency import run_in_threadpool
-
         ok = await run_in_threadpool(self._set, data.email, "active", ("unconfirmed", "unsubscribed", "active"))
         if not ok:
             return self.page(self.text["bad"], self.text["bad_body"], 400)
@@ -283,16 +283,13 @@ class Endpoint:
         fields = await self.body(request)
         if fields is None:
             return PlainTextResponse("too large", status_code=413, headers=SECURITY_HEADERS)
-        from starlette.concurrency import run_in_threadpool
-
         await run_in_threadpool(self._set, data.email, "unsubscribed", None)
         if fields.get("List-Unsubscribe") == "One-Click":
             return PlainTextResponse("unsubscribed", headers=SECURITY_HEADERS)  # RFC 8058: no page needed
         return self.page(self.text["unsubscribed"], self.text["unsubscribed_body"])
 
     def _set(self, email: str, status: str, only_from: tuple[str, ...] | None) -> bool:
-        store = self.store_factory()
-        try:
+        with self.store() as store:
             current = store.get(email)
             if current is None:
                 return status == "unsubscribed"  # nothing to unsubscribe: fine; nothing to confirm: not fine
@@ -301,10 +298,6 @@ class Endpoint:
             if current.status != status and not (status == "unsubscribed" and current.status in SUPPRESSED):
                 store.set_status(email, status)
             return True
-        finally:
-            close = getattr(store, "close", None)
-            if close:
-                close()
 
 
 def create_app(config: Config, **kwargs: object) -> Starlette:
