@@ -1,12 +1,15 @@
 """Running the renderers and writing `dist/`: the only code that writes the output folder.
 
-The output is built whole in a sibling temp folder and swapped in, so a failed build leaves the previous
-`dist/` as it was. Files whose bytes did not change are hard-linked from the previous build, which keeps their
-mtime (rsync, deploy and browsers see no change) and costs no copy.
+The output is built whole in a sibling folder and swapped in by two renames (the old tree aside, the new one
+into its place), so a failed build leaves the previous `dist/` as it was, and a reader never sees half of each.
+Files whose bytes did not change are hard-linked from the previous build, which keeps their mtime (rsync,
+deploy and browsers see no change) and costs no copy; a build that changes nothing touches nothing. Only a
+folder marked as a build's own (`MARK`) is ever replaced or deleted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import logging
@@ -14,6 +17,7 @@ import multiprocessing
 import os
 import pickle
 import posixpath
+import secrets
 import shutil
 import struct
 import time
@@ -28,7 +32,6 @@ from . import __version__, content, emails, feeds, markdown, site
 from .config import Config
 from .content import Issue
 from .errors import PublisherError, relpath
-from .files import prune_empty_parents
 from .themes import Theme, load_theme
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,8 @@ class BuildResult:
     unchanged: int = 0
     removed: int = 0
     seconds: float = 0.0
+    cache_misses: int = 0  # parses and renders the cache did not have (0: nothing was rendered again)
+    parallel_renders: int = 0  # of those, the ones run in worker processes
 
 
 def render(config: Config, issues: Sequence[Issue], *, theme: Theme | None = None, now: datetime | None = None,
@@ -110,15 +115,18 @@ CACHE_FORMAT = 3  # bump when what the cache holds changes shape (e.g. a new Iss
 
 
 def build(config: Config, *, now: datetime, drafts: bool = False, future: bool = False,
-          output: Path | None = None, use_cache: bool = True, cache_dir: Path | None = None) -> BuildResult:
+          output: Path | None = None, use_cache: bool = True, cache_dir: Path | None = None,
+          parallel_min: int | None = None, workers: int | None = None) -> BuildResult:
     """Build the site into `output` (default `build.output`). `cache_dir` lets the preview keep a cache of
-    its own (drafts included), so it does not evict the public build's entries."""
+    its own (drafts included), so it does not evict the public build's entries. `parallel_min` and `workers`
+    tune the multi-process rendering (see `RenderCache`)."""
     started = time.perf_counter()
     output = (output or config.output_dir).resolve()
     check_output_folder(config, output)
+    prepare_output(output)  # before the work of rendering, which an output folder it may not replace would waste
     issue_files, assets = content.content_files(config.content_dir)
     folder = (cache_dir or config.root / CACHE_DIR) if use_cache else None
-    cache = RenderCache(folder, str(config.site.timezone))
+    cache = RenderCache(folder, str(config.site.timezone), parallel_min=parallel_min, workers=workers)
     everything = content.load_issues(config, issue_files, memo=cache.issue)
     issues = content.select(everything, now, drafts=drafts, future=future)
     theme = load_theme(config)
@@ -128,6 +136,7 @@ def build(config: Config, *, now: datetime, drafts: bool = False, future: bool =
     result = BuildResult(output=output, issues=issues,
                          drafts_left_out=sum(1 for i in left_out if i.draft),
                          scheduled_left_out=sum(1 for i in left_out if not i.draft))
+    result.cache_misses, result.parallel_renders = cache.misses, cache.parallel_renders
     write_tree(tree.files, output, result)
     cache.save()
     result.seconds = time.perf_counter() - started
@@ -186,9 +195,16 @@ class RenderCache:
     FILE = "render.log"
     _FRAME = struct.Struct("<cHQ")  # kind (b"B" raw bytes, b"P" pickle, b"D" drop), key length, value length
 
-    def __init__(self, folder: Path | None, salt: str = "") -> None:
+    def __init__(self, folder: Path | None, salt: str = "", *, parallel_min: int | None = None,
+                 workers: int | None = None) -> None:
+        """`parallel_min`: the fewest queued renders worth starting worker processes for (default
+        `PARALLEL_MIN`); `workers`: how many (default: one per core, at most 8; fewer than 2 renders serially)."""
         self.folder = folder
         self.salt = salt  # settings that change how a file parses (the time zone)
+        self.parallel_min = PARALLEL_MIN if parallel_min is None else parallel_min
+        self.workers = min(os.cpu_count() or 1, 8) if workers is None else workers
+        self.misses = 0  # values made or queued because no build had made them
+        self.parallel_renders = 0  # queued values made in worker processes
         self.old: dict[str, tuple[bytes, int, int]] = {}  # key -> (kind, start, end) in self._data
         self.new: dict[str, object] = {}
         self._data = memoryview(b"")
@@ -259,8 +275,11 @@ class RenderCache:
             value = self._old(key)
             if value is None:
                 if self._queue is not None:
-                    self._queue.setdefault(key, make)
+                    if key not in self._queue:
+                        self.misses += 1
+                        self._queue[key] = make
                     return Pending(key)
+                self.misses += 1
                 value = make()
             self.new[key] = value
         return value
@@ -273,7 +292,9 @@ class RenderCache:
         try:
             yield
             queued, self._queue = self._queue, None
-            self.new.update(_run_all(queued))
+            results, in_workers = _run_all(queued, self.parallel_min, self.workers)
+            self.parallel_renders += in_workers
+            self.new.update(results)
         finally:
             self._queue = None
 
@@ -332,10 +353,11 @@ def _run_queued(index: int) -> object:
     return _QUEUED[index]()
 
 
-def _run_all(queued: Mapping[str, Callable[[], object]]) -> dict[str, object]:
-    workers = min(os.cpu_count() or 1, 8)
-    if len(queued) < PARALLEL_MIN or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return {key: make() for key, make in queued.items()}
+def _run_all(queued: Mapping[str, Callable[[], object]], minimum: int,
+             workers: int) -> tuple[dict[str, object], int]:
+    """Every queued value by key, and how many of them worker processes made."""
+    if len(queued) < minimum or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return {key: make() for key, make in queued.items()}, 0
     # Renders of one issue (its page, its email: see `group`) run side by side, so that a worker makes the
     # issue's HTML once for both.
     keys = sorted(queued, key=lambda k: getattr(queued[k], "group", ""))
@@ -344,13 +366,17 @@ def _run_all(queued: Mapping[str, Callable[[], object]]) -> dict[str, object]:
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             results = pool.map(_run_queued, range(len(_QUEUED)), chunksize=max(2, len(_QUEUED) // (workers * 8)))
-            return dict(zip(keys, results, strict=True))
+            return dict(zip(keys, results, strict=True)), len(keys)
     finally:
         gc.unfreeze()
         _QUEUED.clear()
 
 
 # ---- writing ----
+
+# An empty folder inside every tree a build makes: only a marked tree is ever deleted or replaced (a folder, so
+# that deploy, which skips hidden names, and a listing of files both pass it by).
+MARK = ".publisher-build"
 
 
 def _same(old: Path, data: Source) -> bool:
@@ -375,53 +401,150 @@ def _files_under(folder: Path) -> set[str]:
     return found
 
 
-def write_tree(files: Mapping[str, Source], output: Path, result: BuildResult) -> None:
-    """Make `output` hold exactly `files`, all or nothing.
+def _marked(folder: Path) -> bool:
+    mark = folder / MARK
+    return mark.is_dir() and not mark.is_symlink()
 
-    Changed files are first written to a sibling staging folder; only when every one of them is written are
-    they renamed over their targets (a rename cannot half-happen), and then files no longer produced are
-    deleted. An error while writing (disk full, permissions) removes the staging folder and leaves `output`
-    exactly as it was. Unchanged files are never touched, so they keep their mtime, and the work is in
-    proportion to what changed. A first build renames the whole staging folder into place.
+
+def _new_folder(output: Path, suffix: str) -> Path:
+    """A marked folder beside `output`, named after this process so that no other build takes it for a
+    leftover (mkdir, not mkdtemp: the tree is published, so it gets the umask's permissions, not 0700)."""
+    while True:
+        folder = output.with_name(f".{output.name}.{os.getpid()}.{secrets.token_hex(4)}{suffix}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        (folder / MARK).mkdir()
+        return folder
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # this process may be building right now (the preview builds on a thread)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
+
+
+def _leftovers(output: Path) -> list[Path]:
+    """Staging (`.new`) and set-aside (`.old`) folders beside `output` left by builds that were killed."""
+    prefix = f".{output.name}."
+    found = []
+    with contextlib.suppress(FileNotFoundError), os.scandir(output.parent) as entries:
+        for entry in entries:
+            name = entry.name
+            if name.startswith(prefix) and name.endswith((".new", ".old")) and entry.is_dir(follow_symlinks=False):
+                pid = name[len(prefix):-4].split(".")[0]
+                if pid.isdigit() and not _alive(int(pid)):
+                    found.append(Path(entry.path))
+    return sorted(found)
+
+
+def _remove(folder: Path) -> None:
+    """Delete a tree a build made; a folder without the mark is removed only if it is empty."""
+    if _marked(folder):
+        shutil.rmtree(folder)
+    else:
+        folder.rmdir()
+
+
+def prepare_output(output: Path) -> None:
+    """Repair what a killed build left beside `output`, and refuse an `output` no build made (a build replaces
+    it whole, so everything in it would be deleted)."""
+    for folder in _leftovers(output):
+        if folder.name.endswith(".old") and not os.path.lexists(output) and _marked(folder):
+            os.rename(folder, output)  # killed between the two renames of the swap: the last good tree returns
+            log.warning("restored %s from %s, left by a build that was stopped", output, folder.name)
+            continue
+        try:
+            _remove(folder)
+        except OSError as exc:  # not ours (no mark) or not removable: leave it be
+            log.warning("left %s alone: %s", folder, exc.strerror)
+    if not os.path.lexists(output) or (output.is_dir() and (_marked(output) or not any(output.iterdir()))):
+        return
+    raise PublisherError(f"the output folder {output} was not made by a build (it has no {MARK} folder); a build "
+                         "replaces its output folder whole, which would delete what is in it", field="build.output",
+                         hint="point build.output at a new folder, or move this one away (if an earlier version "
+                         "of publisher built it, delete it: the next build makes it again)")
+
+
+def write_tree(files: Mapping[str, Source], output: Path, result: BuildResult) -> None:
+    """Make `output` hold exactly `files`: the whole new tree, or (after any error) the old one untouched.
+
+    The new tree is made in a marked sibling folder: changed files are written, unchanged ones hard-linked
+    from the current tree (so they keep their mtime and inode, and cost no copy). Then one rename moves the
+    current tree aside, a second moves the new one into its place, and the old one is deleted. A reader sees
+    the old tree or the new one, never a mix of both; for the moment between the two renames `output` does not
+    exist, and a build killed right then is repaired by the next one, which puts the old tree back first. When
+    no file changed nothing is touched at all. Only marked folders are replaced or deleted (`prepare_output`).
     """
     output.parent.mkdir(parents=True, exist_ok=True)
-    staging = output.with_name(f".{output.name}.new")
-    if staging.exists():  # left by a build that was killed
-        shutil.rmtree(staging)
+    prepare_output(output)
     old = _files_under(output) if output.is_dir() else set()
-    changed = [p for p in sorted(files) if not (p in old and _same(output / p, files[p]))]
-    removed = sorted(old - files.keys())
+    changed = {p for p in files if not (p in old and _same(output / p, files[p]))}
+    removed = old - files.keys()
     result.files, result.written = len(files), len(changed)
     result.unchanged, result.removed = len(files) - len(changed), len(removed)
     if not changed and not removed:
         return
+    staging = _new_folder(output, ".new")
+    folders: set[str] = set()
+    for path in files:
+        folder = posixpath.dirname(path)
+        while folder and folder not in folders:
+            folders.add(folder)
+            folder = posixpath.dirname(folder)
     try:
-        staging.mkdir()
-        for folder in sorted({posixpath.dirname(p) for p in changed} - {""}):
-            (staging / folder).mkdir(parents=True, exist_ok=True)
 
-        def write(path: str) -> None:
+        def put(path: str) -> None:
             data, target = files[path], staging / path
+            if path not in changed:
+                try:
+                    os.link(output / path, target)
+                    return
+                except OSError:  # a file system without hard links; copy2 keeps the mtime too
+                    data = output / path
             if isinstance(data, Path):
                 shutil.copy2(data, target)
             else:
                 target.write_bytes(data)
 
-        # Threads: file writes wait on the disk, not on Python, and a first build writes thousands of files.
+        # Threads: creating folders and files waits on the disk, not on Python, and every build that changes
+        # anything makes the whole tree again (a folder per issue). Folders go level by level, parents first.
         with ThreadPoolExecutor(8) as pool:
-            for _ in pool.map(write, changed):
+            for depth in sorted({f.count("/") for f in folders}):
+                for _ in pool.map(lambda f: os.mkdir(staging / f), [f for f in folders if f.count("/") == depth]):
+                    pass
+            for _ in pool.map(put, files):
                 pass
+        _swap(staging, output)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)  # made just now, by this build
         raise
-    if not output.exists():
+
+
+def _swap(staging: Path, output: Path) -> None:
+    if not os.path.lexists(output):
         os.rename(staging, output)
         return
-    for path in changed:
-        target = output / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging / path, target)
-    for path in removed:
-        (output / path).unlink(missing_ok=True)
-        prune_empty_parents(output / path, output)
-    shutil.rmtree(staging, ignore_errors=True)
+    aside = staging.with_name(staging.name.removesuffix(".new") + ".old")
+    try:
+        os.rename(output, aside)
+    except OSError as exc:
+        raise PublisherError(f"cannot move {output} aside to put the new build in its place: {exc.strerror}",
+                             field="build.output", hint="the output folder must be one that can be renamed "
+                             "(not a mount point); point build.output at a folder inside it") from None
+    try:
+        os.rename(staging, output)
+    except BaseException:
+        os.rename(aside, output)
+        raise
+    try:
+        _remove(aside)
+    except OSError as exc:  # the new tree is in place; the next build deletes this one
+        log.warning("could not delete the previous build %s: %s", aside, exc)

@@ -15,13 +15,12 @@ import sys
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from . import __version__, content, emails, markdown
+from . import __version__, clock, content, emails, markdown
 from . import build as build_mod
 from . import deploy as deploy_mod
 from .config import CONFIG_FILE, config_from_dict, load_config
@@ -66,19 +65,6 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     log.setLevel(logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO)
 
 
-def now() -> datetime:
-    """The current time; `PUBLISHER_NOW` (ISO 8601) fixes it, for tests and for previewing a future date."""
-    fixed = os.environ.get("PUBLISHER_NOW")
-    if fixed:
-        try:
-            value = datetime.fromisoformat(fixed)
-        except ValueError:
-            raise PublisherError(f"PUBLISHER_NOW={fixed!r} is not an ISO 8601 time",
-                                 hint="e.g. PUBLISHER_NOW=2026-11-26T08:00:00+08:00") from None
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return datetime.now(UTC)
-
-
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-C", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run as if started in DIR (the newsletter folder).")
@@ -109,7 +95,7 @@ def build(ctx: click.Context, drafts: bool, future: bool, output: Path | None, n
     """Build the web archive and feeds into dist/."""
     root = _root(ctx)
     config = load_config(root, {"build.output": str(output.resolve()) if output else None})
-    when = now()
+    when = clock.now()
     result = build_mod.build(config, now=when, drafts=drafts, future=future, use_cache=not no_cache)
     out = relpath(result.output, Path.cwd())
     click.echo(f"Built {plural(len(result.issues), 'issue')} into {out}/: {result.written} files written, "
@@ -133,7 +119,7 @@ def plural(n: int, noun: str) -> str:
 def check(ctx: click.Context) -> None:
     """Validate the config, every issue and the theme without writing anything."""
     config = load_config(_root(ctx))
-    when = now()
+    when = clock.now()
     issues, warnings = build_mod.check(config, now=when)
     for warning in warnings:
         log.warning("%s", warning)
@@ -225,7 +211,7 @@ def init(ctx: click.Context, directory: Path, title: str, url: str, language: st
     config = config_from_dict(tomllib.loads(text), root=target.resolve(), file=target / CONFIG_FILE)
     (target / "content").mkdir(parents=True, exist_ok=True)
     (target / CONFIG_FILE).write_text(text, encoding="utf-8")
-    today = now().astimezone(config.site.timezone)
+    today = clock.now().astimezone(config.site.timezone)
     first = target / "content" / f"{today:%Y-%m-%d}-welcome.md"
     if not first.exists():
         first.write_text(_FIRST_ISSUE.format(title=_toml_str(f"Welcome to {title}"),
@@ -260,7 +246,7 @@ def new(ctx: click.Context, title: str, slug: str | None, date_text: str | None)
         except ValueError as exc:
             raise PublisherError(str(exc), field="--date", hint=getattr(exc, "hint", None)) from None
     else:
-        when = now().astimezone(tz).replace(second=0, microsecond=0)
+        when = clock.now().astimezone(tz).replace(second=0, microsecond=0)
     if slug is not None and not content.SLUG.match(slug):
         raise PublisherError(f"{slug!r} is not a valid slug", field="--slug",
                              hint="use lowercase a-z, 0-9 and single hyphens")
@@ -308,7 +294,7 @@ def email_command(ctx: click.Context, slug: str, mode: str, to: str, name: str) 
         log.warning("%s is not set: the unsubscribe link in this preview is signed with a throwaway key",
                     SECRET_ENV)
     sender = emails.sender_of(config, require_address=mode == "eml")
-    factory = emails.MessageFactory(rendered, sender, secret, date=now())
+    factory = emails.MessageFactory(rendered, sender, secret, date=clock.now())
     recipient = emails.Recipient(to, name)
     if mode == "eml":
         click.echo(factory.message(recipient).decode("ascii"), nl=False)
@@ -486,7 +472,7 @@ def send_command(ctx: click.Context, slug: str, test_to: str | None, dry_run: bo
     # The ledger already makes two senders of one issue safe; the lock also keeps a send from racing a publish.
     lock = publish_lock(config.root) if not (dry_run or test_to) else contextlib.nullcontext()
     with lock, progress_bar("Sending") as progress:
-        report = send_issue(config, slug, limit=limit, dry_run=dry_run, test_to=test_to, now=now(),
+        report = send_issue(config, slug, limit=limit, dry_run=dry_run, test_to=test_to, now=clock.now(),
                             resend_uncertain=resend_uncertain, mark_uncertain_sent=mark_uncertain_sent,
                             progress=progress)
     if test_to:
@@ -574,7 +560,7 @@ def publish_command(ctx: click.Context, due: bool, force: bool) -> None:
     for number in (signal.SIGTERM, signal.SIGINT):  # a stop request ends a send between two messages
         signal.signal(number, lambda *_: stop.set())
     try:
-        report = publish(config, now=now(), due=due, force=force, stop=stop)
+        report = publish(config, now=clock.now(), due=due, force=force, stop=stop)
     except Busy as exc:
         if due:
             click.echo(exc.problems[0].message + "; nothing to do here.")

@@ -365,10 +365,22 @@ class Config:
         """A stable text of every setting that shapes the output (for the render cache)."""
         parts = []
         for name in SECTIONS:
+            if name in NOT_RENDERED:
+                continue
             section = getattr(self, name)
             for f in dataclasses.fields(section):
-                parts.append(f"{name}.{f.name}={getattr(section, f.name)!s}")
+                if f"{name}.{f.name}" not in NOT_RENDERED:
+                    parts.append(f"{name}.{f.name}={getattr(section, f.name)!s}")
         return "\n".join(parts)
+
+
+# Sections and settings that only steer writing, sending, deploying, scheduling and serving: no page, email or
+# feed shows them, so changing one must not throw the render cache away. It is a list of what is left out, not
+# of what is in, so that a new setting invalidates the cache until someone shows it renders nothing.
+NOT_RENDERED = frozenset({
+    "deploy", "subscribers", "smtp", "ses", "schedule", "serve", "build.output",
+    "email.transport", "email.outbox", "email.rate", "email.workers", "email.max_consecutive_failures",
+})
 
 
 def load_config(root: Path | str = ".", overrides: Mapping[str, Any] | None = None,

@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -292,7 +293,7 @@ class S3Target:
         if len(paths) > 30:  # CloudFront bills per path: one wildcard is cheaper than many
             paths = ["/*"]
         client = self._cloudfront or self.session.client("cloudfront")
-        reference = hashlib.sha256(("\n".join(sorted(paths)) + str(time.time_ns())).encode()).hexdigest()[:32]
+        reference = uuid.uuid4().hex  # CloudFront wants a new reference for each new request
         try:
             response = client.create_invalidation(DistributionId=distribution, InvalidationBatch={
                 "Paths": {"Quantity": len(paths), "Items": sorted(set(paths))}, "CallerReference": reference})

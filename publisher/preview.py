@@ -18,8 +18,9 @@ import json
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from email import message_from_bytes, policy
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +29,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import build as build_mod
 from . import emails, markdown
+from .clock import now as clock_now
 from .config import CONFIG_FILE, Config, load_config
 from .content import Issue
 from .errors import PublisherError
@@ -51,7 +53,7 @@ class Snapshot:
 
 class Preview:
     def __init__(self, root: Path, port: int = 8000, host: str = "127.0.0.1",
-                 clock=lambda: datetime.now(UTC)) -> None:  # type: ignore[no-untyped-def]
+                 clock: Callable[[], datetime] = clock_now) -> None:
         self.root = root.resolve()
         self.folder = self.root / build_mod.CACHE_DIR / "preview"
         self.site = self.folder / "site"
@@ -59,6 +61,7 @@ class Preview:
         self.changed = threading.Condition()
         self.snapshot = Snapshot(version=0)
         self.stopping = threading.Event()
+        self.listeners = 0  # open live-reload connections (tests wait for one before editing)
         self.build_lock = threading.Lock()
         self.rebuild()
         self.server = ThreadingHTTPServer((host, port), _handler(self))
@@ -326,6 +329,8 @@ def _handler(preview: Preview) -> type[BaseHTTPRequestHandler]:
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
             seen = int((query.get("v") or ["0"])[0] or 0)
+            with preview.changed:
+                preview.listeners += 1
             try:
                 while not preview.stopping.is_set():
                     snapshot = preview.wait_for_change(seen, timeout=15)
@@ -338,6 +343,9 @@ def _handler(preview: Preview) -> type[BaseHTTPRequestHandler]:
                     self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
                 return
+            finally:
+                with preview.changed:
+                    preview.listeners -= 1
 
         def _send(self, text: str, kind: str, status: HTTPStatus = HTTPStatus.OK) -> None:
             self._send_bytes(text.encode("utf-8"), f"{kind}; charset=utf-8", status)

@@ -26,10 +26,11 @@ import threading
 import time as time_module
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import datetime, time
 from pathlib import Path
 
 from . import build as build_mod
+from . import clock
 from . import deploy as deploy_mod
 from .config import Config, load_config
 from .content import Issue
@@ -83,7 +84,7 @@ def publish_lock(root: Path) -> Iterator[None]:
         handle.seek(0)
         handle.truncate()
         handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                 "since": datetime.now(UTC).isoformat(timespec="seconds")}))
+                                 "since": clock.iso()}))
         handle.flush()
         yield
     finally:
@@ -249,11 +250,25 @@ def run_forever(root: Path, *, once: Callable[[], None] | None = None, stop: thr
     scheduler = schedule.Scheduler()
     scheduler.every(max(1, int(config.schedule.every.total_seconds()))).seconds.do(_guarded, job)
     log.info("publisher run: publishing what is due every %s in %s", config.schedule.every, root)
+    fixed = clock.fixed()
+    if fixed is not None:
+        log.warning("time is fixed at %s by %s: every run sees that moment, so nothing becomes due later "
+                    "(unset %s to follow the real clock)", fixed.isoformat(), clock.ENV, clock.ENV)
     _guarded(job)
     while not stop.is_set():
         scheduler.run_pending()
-        stop.wait(max(0.05, min(1.0, scheduler.idle_seconds or 1.0)))
+        _nap(stop, max(0.05, min(1.0, scheduler.idle_seconds or 1.0)))
     log.info("publisher run: stopped")
+
+
+def _nap(stop: threading.Event, seconds: float, step: float = 0.05) -> None:
+    """Wait up to `seconds`, waking early when `stop` is set. Relative sleeps, not `Event.wait(timeout)`: a
+    timed wait computes an absolute deadline, which a clock moved under the process (libfaketime in our CI, a
+    VM resumed from suspend) can push years away."""
+    for _ in range(max(1, round(seconds / step))):
+        if stop.is_set():
+            return
+        time_module.sleep(step)
 
 
 def _stopping(stop: threading.Event, number: int) -> None:
@@ -276,7 +291,7 @@ def _guarded(job: Callable[[], None]) -> None:
 def _run_once(root: Path, stop: threading.Event) -> None:
     config = load_config(root)  # read again every time: an edited publisher.toml applies without a restart
     try:
-        report = publish(config, now=datetime.now(UTC), due=True, stop=stop)
+        report = publish(config, now=clock.now(), due=True, stop=stop)
     except Busy as exc:
         log.info("%s", exc.problems[0].message)
         return

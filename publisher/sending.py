@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from . import clock as clock_mod
 from . import markdown
 from .config import Config
 from .content import find_issue, load_issues
@@ -348,10 +349,8 @@ def send_issue(config: Config, slug: str, *, transport: Transport | None = None,
                progress: Progress | None = None, secret: bytes | None = None,
                stop: threading.Event | None = None) -> SendReport:
     """Send issue `slug` to every active subscriber who has not had it yet."""
-    from datetime import UTC
-
     started = clock()
-    now = now or datetime.now(UTC)
+    now = now or clock_mod.now()
     issues = load_issues(config)
     issue = find_issue(issues, slug)
     if test_to is None:

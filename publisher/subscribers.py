@@ -13,12 +13,12 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 from email_validator import EmailNotValidError, validate_email
 
+from . import clock
 from .config import Config
 from .errors import Problem, PublisherError, relpath
 
@@ -37,7 +37,7 @@ def normalize_email(address: str) -> str:
 
 
 def now_text() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return clock.iso()
 
 
 @dataclass(frozen=True)

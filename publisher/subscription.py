@@ -33,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from . import clock as clock_mod
 from .config import Config
 from .emails import Sender, sender_of, strings_for
 from .errors import PublisherError
@@ -99,7 +100,7 @@ class RateLimiter:
 class Endpoint:
     def __init__(self, config: Config, *, store_factory: Callable[[], Store] | None = None,
                  transport: Transport | None = None, secret: bytes | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = clock_mod.timestamp) -> None:
         self.config = config
         self.sender: Sender = sender_of(config)
         self.secret = secret or secret_from_env()
@@ -244,7 +245,7 @@ class Endpoint:
         message["Subject"] = self.theme.render("email/confirm_subject.txt", **context).strip()
         message["From"] = Address(self.sender.name, addr_spec=self.sender.address)  # encodes a Chinese name
         message["To"] = address
-        message["Date"] = format_datetime(datetime.now(UTC))
+        message["Date"] = format_datetime(datetime.fromtimestamp(self.clock(), UTC))
         message["Message-ID"] = make_msgid(domain=self.sender.domain)
         message["Auto-Submitted"] = "auto-generated"
         message.set_content(self.theme.render("email/confirm.txt", **context))

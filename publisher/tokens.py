@@ -13,9 +13,9 @@ import hashlib
 import hmac
 import json
 import os
-import time
 from dataclasses import dataclass
 
+from . import clock
 from .errors import PublisherError
 
 SECRET_ENV = "PUBLISHER_SECRET"
@@ -81,6 +81,6 @@ def verify_token(secret: bytes, token: str, purpose: str, *, list_id: str | None
         raise InvalidToken("malformed token") from None
     if list_id is not None and data.list_id != list_id:
         raise InvalidToken("token is for another list")
-    if data.expires is not None and (time.time() if now is None else now) > data.expires:
+    if data.expires is not None and (clock.timestamp() if now is None else now) > data.expires:
         raise InvalidToken("token has expired")
     return data

@@ -2,17 +2,27 @@
 
 A transport only sends; the sending loop owns retries, rate and the ledger. It tells the loop what a failure
 means by the exception it raises:
-- `TransientError`: try again later (throttling, 4xx/5xx "try later", a connection that could not be made);
+- `TransientError`: try again later (throttling, 4xx/5xx "try later", a connection that could not be made or
+  broke before the message was handed over);
 - `PermanentError`: this address will never take this message (rejected recipient);
-- `UncertainError`: the request went out and no answer came back (a read timeout): it may have been sent, so
-  it must not be retried silently;
+- `UncertainError`: the request went out and no answer came back (a read timeout, a connection closed before
+  the answer): it may have been sent, so it must not be retried silently;
 - `FatalError`: no message can go (bad credentials, unverified sender, paused account): stop the run.
+
+SMTP: a 4xx reply at any step is transient; a 5xx reply to MAIL FROM (the sender) is fatal, a 5xx reply to
+RCPT TO, DATA or the message is permanent; a connection that breaks or stalls past `smtp.timeout` is transient
+until the whole message is sent and uncertain while waiting for the server's answer to it.
+SES v2: throttling and 5xx are transient; a paused or suspended account, an unverified MAIL FROM domain, a
+missing configuration set or contact list, bad credentials and a MessageRejected that names our sender are
+fatal; any other 4xx is permanent (for instance, in the sandbox, an unverified recipient).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import smtplib
 import ssl
 import threading
@@ -23,6 +33,9 @@ from .config import Config
 from .errors import PublisherError
 
 SMTP_PASSWORD_ENV = "PUBLISHER_SMTP_PASSWORD"
+SES_SANDBOX_RATE = 1.0
+
+log = logging.getLogger(__name__)
 
 
 class TransportError(Exception):
@@ -108,6 +121,20 @@ def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+def _dot_stuffed(message: bytes) -> bytes:
+    """The message as SMTP DATA carries it (as smtplib's `data`): leading dots doubled, ended by CRLF "." CRLF."""
+    data = re.sub(rb"(?m)^\.", b"..", message)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+def _close(conn: smtplib.SMTP | None) -> None:
+    if conn is not None:
+        with contextlib.suppress(Exception):  # already broken
+            conn.close()
+
+
 class SmtpTransport:
     """SMTP with STARTTLS, implicit TLS or (for a local relay) plain; one connection per worker thread."""
 
@@ -137,11 +164,15 @@ class SmtpTransport:
                     conn.starttls(context=ssl.create_default_context())
             if s.username:
                 conn.login(s.username, self.password or "")
+            conn.ehlo_or_helo_if_needed()
         except smtplib.SMTPAuthenticationError as exc:
+            _close(conn)
             raise FatalError(f"the SMTP server refused the login of {s.username!r}: {exc.smtp_code}") from None
         except smtplib.SMTPNotSupportedError as exc:
+            _close(conn)
             raise FatalError(f"the SMTP server does not support {s.security.upper()}: {exc}") from None
         except (OSError, smtplib.SMTPException) as exc:
+            _close(conn)
             raise TransientError(f"cannot connect to {s.host}:{s.port}: {exc}") from None
         self._local.conn = conn
         with self._lock:
@@ -151,33 +182,57 @@ class SmtpTransport:
     def _drop(self) -> None:
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
-        if conn is not None:
-            with contextlib.suppress(Exception):  # already broken
-                conn.close()
+        _close(conn)
 
     def send(self, message: bytes, *, sender: str, recipient: str, message_id: str, number: int) -> str:
+        # The SMTP transaction step by step (not smtplib's sendmail), to know whether a broken or silent
+        # connection lost the message before it was handed over (safe to retry) or only the answer (uncertain).
         conn = self._connection()
+        step = "MAIL FROM"
         try:
-            conn.sendmail(sender, [recipient], message)
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, text = exc.recipients.get(recipient, (550, b""))
-            error = f"{code} {_text(text)}"
-            raise (TransientError if 400 <= code < 500 else PermanentError)(error) from None
-        except smtplib.SMTPSenderRefused as exc:
-            refusal = f"{exc.smtp_code} {_text(exc.smtp_error)}"
-            raise FatalError(f"the SMTP server refused the sender {sender}: {refusal}") from None
-        except smtplib.SMTPResponseException as exc:
-            if exc.smtp_code == 421:  # the server is closing the connection
-                self._drop()
-            error = f"{exc.smtp_code} {_text(exc.smtp_error)}"
-            raise (TransientError if 400 <= exc.smtp_code < 500 else PermanentError)(error) from None
-        except TimeoutError as exc:
+            size = [f"SIZE={len(message)}"] if conn.does_esmtp and conn.has_extn("size") else []
+            code, reply = conn.mail(sender, size)
+            if code == 250:
+                step = "RCPT TO"
+                code, reply = conn.rcpt(recipient)
+            if code in (250, 251):
+                step = "DATA"
+                code, reply = conn.docmd("DATA")
+            if code == 354:
+                step = "the message"
+                conn.send(_dot_stuffed(message))
+                step = "the answer to the message"  # from here on the server has it all and may deliver it
+                code, reply = conn.getreply()
+                if code == 250:
+                    return message_id
+        except (OSError, smtplib.SMTPException) as exc:  # smtplib turns a timeout into SMTPServerDisconnected
             self._drop()
-            raise UncertainError(f"no answer from the SMTP server after sending: {exc}") from None
-        except (smtplib.SMTPServerDisconnected, ConnectionError, OSError) as exc:
+            if step == "the answer to the message":
+                raise UncertainError(f"the SMTP server did not answer after the message was sent: {exc}") from None
+            raise TransientError(f"the SMTP connection broke at {step}: {exc}") from None
+        error = f"{code} {_text(reply)} (at {step})"
+        if code == 421 or not 400 <= code < 600:  # 421: the server is closing; anything else: unknown state
             self._drop()
-            raise TransientError(f"the SMTP connection broke: {exc}") from None
-        return message_id
+        else:
+            self._reset(conn)
+        if 400 <= code < 500:
+            raise TransientError(error)
+        if 500 <= code < 600:
+            if step == "MAIL FROM":
+                raise FatalError(f"the SMTP server refused the sender {sender}: {error}")
+            raise PermanentError(error)
+        if step == "the answer to the message":
+            raise UncertainError(f"the SMTP server answered the message with a reply it should not: {error}")
+        raise TransientError(f"unexpected SMTP reply: {error}")
+
+    def _reset(self, conn: smtplib.SMTP) -> None:
+        """RSET after a refusal, so the connection can carry the next message; drop it if that fails."""
+        try:
+            if conn.rset()[0] == 250:
+                return
+        except (OSError, smtplib.SMTPException):
+            pass
+        self._drop()
 
     def default_rate(self) -> float | None:
         return None
@@ -197,7 +252,7 @@ class SesTransport:
     TRANSIENT = {"TooManyRequestsException", "Throttling", "ThrottlingException", "ServiceUnavailable",
                  "InternalFailure", "InternalServerError", "RequestTimeout", "RequestTimeoutException"}
     FATAL = {"AccountSuspendedException", "SendingPausedException", "MailFromDomainNotVerifiedException",
-             "LimitExceededException", "AccessDeniedException", "UnrecognizedClientException",
+             "LimitExceededException", "NotFoundException", "AccessDeniedException", "UnrecognizedClientException",
              "InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredTokenException"}
 
     def __init__(self, config: Config, client: Any = None) -> None:
@@ -206,8 +261,9 @@ class SesTransport:
 
         self.config = config
         self.session = boto3.session.Session()
-        # One attempt per call: the sending loop retries, knowing which sends are safe to repeat.
-        boto = BotoConfig(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=10, read_timeout=30,
+        # One attempt per call: the sending loop retries, knowing which sends are safe to repeat. (botocore's
+        # `max_attempts` counts retries, so `max_attempts: 1` would resend once, even after a read timeout.)
+        boto = BotoConfig(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=10, read_timeout=30,
                           max_pool_connections=max(10, config.email.workers * 2))
         region = config.ses.region
         self.client = client or self.session.client("sesv2", config=boto, **({"region_name": region} if region else {}))
@@ -215,13 +271,8 @@ class SesTransport:
         self.topic = config.subscribers.ses_topic
 
     def send(self, message: bytes, *, sender: str, recipient: str, message_id: str, number: int) -> str:
-        from botocore.exceptions import (
-            ClientError,
-            ConnectTimeoutError,
-            EndpointConnectionError,
-            NoCredentialsError,
-            ReadTimeoutError,
-        )
+        from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
+        from botocore.exceptions import ConnectionError as BotoConnectionError
 
         kwargs: dict[str, Any] = {"FromEmailAddress": sender, "Destination": {"ToAddresses": [recipient]},
                                   "Content": {"Raw": {"Data": message}}}
@@ -238,16 +289,16 @@ class SesTransport:
             code = exc.response.get("Error", {}).get("Code", "")
             text = f"{code}: {exc.response.get('Error', {}).get('Message', '')}"
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if code in self.FATAL:
+            if code in self.FATAL or (code == "MessageRejected" and _names(text, sender)):
                 raise FatalError(f"SES refused to send: {text}") from None
             if code in self.TRANSIENT or status >= 500 or status == 429:
                 raise TransientError(text) from None
             raise PermanentError(text) from None
         except NoCredentialsError:
             raise FatalError("no AWS credentials for SES (set AWS_PROFILE or AWS_ACCESS_KEY_ID...)") from None
-        except (EndpointConnectionError, ConnectTimeoutError) as exc:
+        except BotoConnectionError as exc:  # no connection was made (refused, connect timeout, TLS, proxy)
             raise TransientError(f"cannot reach SES: {exc}") from None
-        except ReadTimeoutError as exc:
+        except HTTPClientError as exc:  # the request went out: read timeout, connection closed before the answer
             raise UncertainError(f"no answer from SES after sending: {exc}") from None
 
     def default_rate(self) -> float | None:
@@ -256,11 +307,18 @@ class SesTransport:
             ses = self.session.client("ses", **({"region_name": self.config.ses.region} if self.config.ses.region
                                                 else {}))
             return float(ses.get_send_quota()["MaxSendRate"]) or None
-        except Exception:  # no permission to read the quota: fall back to SES's sandbox rate
-            return 1.0
+        except Exception as exc:  # no permission to read the quota, for instance: fall back to SES's sandbox rate
+            log.warning("cannot read the SES sending quota (%s); sending at SES's sandbox rate of %s message/s: "
+                        "set email.rate to your account's MaxSendRate", exc, SES_SANDBOX_RATE)
+            return SES_SANDBOX_RATE
 
     def close(self) -> None:
         pass
+
+
+def _names(text: str, address: str) -> bool:
+    """Whether an error message names `address` (not merely an address that ends or starts with it)."""
+    return re.search(rf"(?<![\w.+-]){re.escape(address)}(?![\w.-])", text, re.IGNORECASE) is not None
 
 
 def transport_for(config: Config, slug: str) -> Transport:

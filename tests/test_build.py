@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import NOW
 
-from publisher.build import RenderCache, build, render
+from publisher.build import MARK, RenderCache, build, render
 from publisher.content import load_issues
 from publisher.errors import PublisherError
 
@@ -167,18 +167,76 @@ def test_render_is_pure_and_deterministic(newsletter):
     assert not (newsletter.root / "dist").exists()  # rendering writes nothing
 
 
+def dead_pid():
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: no process has this id now
+    return child.pid
+
+
 def test_staging_left_by_a_killed_build_is_cleaned_up(newsletter):
     newsletter.issue("2026-11-20-a.md")
     config = newsletter.load_config()
     build(config, now=NOW)
-    stale = newsletter.root / ".dist.new" / "issues" / "zombie"
-    stale.mkdir(parents=True)
-    (stale / "index.html").write_text("half")
+    stale = newsletter.root / f".dist.{dead_pid()}.0bad.new"
+    (stale / MARK).mkdir(parents=True)
+    (stale / "issues" / "zombie").mkdir(parents=True)
+    (stale / "issues" / "zombie" / "index.html").write_text("half")
     newsletter.issue("2026-11-21-b.md", "title: B\ndate: 2026-11-21\n")
     build(config, now=NOW)
-    assert not (newsletter.root / ".dist.new").exists()
+    assert not stale.exists()
     assert not (newsletter.root / "dist" / "issues" / "zombie").exists()
     assert (newsletter.root / "dist" / "issues" / "b" / "index.html").exists()
+    assert [p.name for p in newsletter.root.glob(".dist*")] == []
+
+
+def test_build_killed_between_the_two_renames_gets_its_previous_tree_back(newsletter):
+    newsletter.issue("2026-11-20-a.md")
+    config = newsletter.load_config()
+    build(config, now=NOW)
+    before = snapshot(newsletter.root / "dist")
+    aside = newsletter.root / f".dist.{dead_pid()}.0bad.old"
+    (newsletter.root / "dist").rename(aside)
+    result = build(config, now=NOW)
+    assert result.written == 0 and snapshot(newsletter.root / "dist") == before
+    assert not aside.exists()
+
+
+def test_folders_a_build_did_not_make_are_never_deleted(newsletter):
+    newsletter.issue("2026-11-20-a.md")
+    config = newsletter.load_config()
+    mine = newsletter.root / f".dist.{dead_pid()}.0bad.new"  # named like a staging folder, but not marked
+    (mine / "keep.txt").parent.mkdir()
+    (mine / "keep.txt").write_text("mine")
+    (newsletter.root / "dist").mkdir()
+    (newsletter.root / "dist" / "CNAME").write_text("news.example.com")  # made by hand: no mark
+    with pytest.raises(PublisherError) as info:
+        build(config, now=NOW)
+    assert info.value.problems[0].field == "build.output" and "was not made by a build" in str(info.value)
+    assert (newsletter.root / "dist" / "CNAME").read_text() == "news.example.com"
+    assert (mine / "keep.txt").read_text() == "mine"
+    (newsletter.root / "dist" / "CNAME").unlink()  # an empty folder is taken over
+    build(config, now=NOW)
+    assert (newsletter.root / "dist" / "index.html").exists() and (mine / "keep.txt").exists()
+
+
+def test_a_rebuild_swaps_in_a_whole_new_tree_and_links_unchanged_files(newsletter):
+    newsletter.issue("2026-11-20-a.md", "title: A\ndate: 2026-11-20\n")
+    newsletter.issue("2026-11-19-b.md", "title: B\ndate: 2026-11-19\ntags: [only-b]\n")
+    config = newsletter.load_config()
+    build(config, now=NOW)
+    dist = newsletter.root / "dist"
+    old_inode = dist.stat().st_ino
+    kept = (dist / "static" / "style.css").stat()
+    (newsletter.content / "2026-11-19-b.md").unlink()
+    result = build(config, now=NOW)
+    assert dist.stat().st_ino != old_inode  # a new folder took the old one's place...
+    assert (dist / "static" / "style.css").stat().st_ino == kept.st_ino  # ...holding the unchanged files
+    assert (dist / "static" / "style.css").stat().st_mtime_ns == kept.st_mtime_ns
+    assert not (dist / "tags" / "only-b").exists() and result.removed == 5
+    assert [p.name for p in newsletter.root.glob(".dist*")] == []  # nothing left beside it
 
 
 def test_unchanged_build_touches_nothing(newsletter):
@@ -189,3 +247,63 @@ def test_unchanged_build_touches_nothing(newsletter):
     before = dist.stat().st_mtime_ns
     build(config, now=NOW)
     assert dist.stat().st_mtime_ns == before and not (newsletter.root / ".dist.new").exists()
+
+
+def tree(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def many_issues(newsletter, n):
+    """`n` issues that link to each other, share tags and carry images and code: work for every renderer."""
+    for k in range(n):
+        day = f"2026-10-{k % 28 + 1:02d}T{k // 28 + 8:02d}:00:00"
+        link = f"见[上一期](i{k - 1}.md)。" if k else "第一期。"
+        newsletter.issue(f"i{k}.md", f"title: 第{k}期\ndate: {day}\ntags: [t{k % 4}, 共同]\n",
+                         f"正文 {k}，{link}\n\n![图](https://img.example.com/{k}.png)\n\n```\ncode {k}\n```\n")
+
+
+def test_parallel_render_gives_the_bytes_of_a_serial_one(newsletter):
+    from publisher.build import PARALLEL_MIN
+
+    many_issues(newsletter, 30)  # 30 pages + 30 emails + index, tag pages, feeds: over PARALLEL_MIN renders
+    config = newsletter.load_config()
+    parallel = build(config, now=NOW, output=newsletter.root / "parallel", use_cache=False, workers=2)
+    serial = build(config, now=NOW, output=newsletter.root / "serial", use_cache=False, workers=1)
+    assert parallel.parallel_renders >= PARALLEL_MIN
+    assert serial.parallel_renders == 0
+    one, two = tree(newsletter.root / "parallel"), tree(newsletter.root / "serial")
+    assert {"issues/i7/email.html", "issues/i7/index.html", "rss.xml", "feed.json", "tags/t3/atom.xml"} <= one.keys()
+    assert one.keys() == two.keys()
+    assert [p for p in one if one[p] != two[p]] == []
+
+
+def test_parallel_threshold_is_a_setting(newsletter):
+    many_issues(newsletter, 3)
+    config = newsletter.load_config()
+    low = build(config, now=NOW, output=newsletter.root / "low", use_cache=False, parallel_min=4, workers=2)
+    default = build(config, now=NOW, output=newsletter.root / "default", use_cache=False, workers=2)
+    assert low.parallel_renders > 4 and default.parallel_renders == 0
+    assert tree(newsletter.root / "low") == tree(newsletter.root / "default")
+
+
+def test_a_swap_that_fails_halfway_puts_the_previous_tree_back(newsletter, monkeypatch):
+    import os
+
+    newsletter.issue("2026-11-20-a.md")
+    config = newsletter.load_config()
+    build(config, now=NOW)
+    before = snapshot(newsletter.root / "dist")
+    newsletter.issue("2026-11-21-b.md", "title: B\ndate: 2026-11-21\n")
+    real_rename = os.rename
+
+    def rename(src, dst):
+        if str(src).endswith(".new") and str(dst).endswith("dist"):  # the new tree moving in: the second rename
+            raise OSError(5, "Input/output error")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(OSError):
+        build(config, now=NOW)
+    monkeypatch.undo()
+    assert snapshot(newsletter.root / "dist") == before
+    assert [p.name for p in newsletter.root.glob(".dist*")] == []

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import base64
 import email
-import os
 import random
 import re
-import shutil
 import subprocess
 from datetime import UTC, datetime
 from email import policy
@@ -16,6 +14,7 @@ from email.header import decode_header, make_header
 import pytest
 from conftest import NOW, REPO
 from lxml import html as lxml_html
+from tools import require_command
 
 from publisher import markdown
 from publisher.build import build
@@ -324,9 +323,8 @@ def test_eml_needs_a_from_address(newsletter, run_cli):
     assert result.exit_code == 1 and "email.from_address" in result.stderr
 
 
-@pytest.mark.skipif(not shutil.which("spamassassin") and os.environ.get("CI") != "true",
-                    reason="spamassassin is not installed (apt-get install spamassassin); CI installs it")
 def test_spamassassin_finds_nothing_to_dislike(sample, tmp_path):
+    require_command("spamassassin", "apt-get install spamassassin")
     config, _, rendered = sample
     raw = factory(config, rendered["coding-agents"]).message(Recipient("reader@example.org", "读者"))
     result = subprocess.run(["spamassassin", "-L", "-t"], input=raw, capture_output=True, timeout=120)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import pytest
-from conftest import REPO
+from conftest import NOW, REPO
+from tools import require, require_module
+from waiting import wait_for
 
 from publisher.preview import Preview
 
@@ -25,11 +26,9 @@ def chromium_path() -> str | None:
 @pytest.fixture(scope="module")
 def browser():
     path = chromium_path()
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Chromium is missing; .ci/run installs Debian's chromium package")
-        pytest.skip("Chromium is not installed (apt-get install chromium); CI installs it")
-    playwright_api = pytest.importorskip("playwright.sync_api")
+    require(path is not None, "Chromium", "apt-get install chromium")
+    require_module("playwright")
+    import playwright.sync_api as playwright_api
     with playwright_api.sync_playwright() as p:
         instance = p.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
         yield instance
@@ -41,7 +40,7 @@ def preview(tmp_path):
     root = tmp_path / "news"
     shutil.copytree(REPO / "content", root / "content")
     shutil.copy(REPO / "publisher.toml", root / "publisher.toml")
-    running = Preview(root, port=0).start()
+    running = Preview(root, port=0, clock=lambda: NOW).start()
     yield running
     running.stop()
 
@@ -69,7 +68,7 @@ def test_index_lists_every_issue_with_drafts_and_scheduled_marked(preview, page)
 
 def test_an_edit_appears_in_the_open_page_without_a_reload(preview, page):
     page.goto(preview.url + "issues/coding-agents/")
-    page.wait_for_timeout(300)  # the live-reload connection is open
+    wait_for(lambda: preview.listeners, what="the page's live-reload connection")
     source = preview.root / "content" / "2026-11-23-coding-agents.md"
     source.write_text(source.read_text(encoding="utf-8").replace(
         "编程 Agent 进入“长任务”时代", "编程 Agent 改过的标题"), encoding="utf-8")
@@ -79,7 +78,7 @@ def test_an_edit_appears_in_the_open_page_without_a_reload(preview, page):
 
 def test_broken_frontmatter_shows_the_error_and_fixing_it_recovers(preview, page):
     page.goto(preview.url + "issues/agents-and-evals/")
-    page.wait_for_timeout(300)
+    wait_for(lambda: preview.listeners, what="the page's live-reload connection")
     source = preview.root / "content" / "2026-11-24-agents-and-evals.md"
     good = source.read_text(encoding="utf-8")
     source.write_text(good.replace("date: 2026-11-24 08:00:00", "date: 2026-13-45"), encoding="utf-8")

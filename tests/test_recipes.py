@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 import yaml
 from conftest import REPO
+from tools import require, require_command, require_module
 
 DEPLOY = REPO / "deploy"
 SYSTEMD = DEPLOY / "systemd"
 NEWSLETTER = "/srv/newsletter"
-IN_CI = os.environ.get("CI") == "true"
 
 
 # ---------------------------------------------------------------- systemd
@@ -142,9 +142,8 @@ def about(result: subprocess.CompletedProcess[str], files: list[Path]) -> list[s
     return [line for line in (result.stdout + result.stderr).splitlines() if any(n in line for n in names)]
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None,
-                    reason="systemd-analyze is not installed (Debian package systemd); the units were only parsed")
 def test_systemd_analyze_verifies_the_units(units_with_stub, tmp_path):
+    require_command("systemd-analyze", "apt-get install systemd")
     result = analyze("verify", "--man=no", *(f"./{f.name}" for f in units_with_stub), cwd=tmp_path)
     assert result.returncode == 0 and not about(result, units_with_stub), result.stdout + result.stderr
 
@@ -164,8 +163,8 @@ def test_systemd_analyze_verifies_the_units(units_with_stub, tmp_path):
     assert len(times) == 4 and {(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)} == {300}
 
     # The hardening adds up: systemd's exposure score is "OK" (below 2.5 of 10) for both services.
-    if "--offline" not in analyze("security", "--help", cwd=tmp_path).stdout:
-        pytest.skip("this systemd-analyze has no `security --offline` (systemd < 250): exposure not scored")
+    require("--offline" in analyze("security", "--help", cwd=tmp_path).stdout,
+            "systemd-analyze security --offline (systemd 250 or newer)", "Debian 12's systemd has it")
     for unit in units_with_stub:
         if unit.suffix == ".service":
             result = analyze("security", "--offline=true", "--threshold=25", "--no-pager", f"./{unit.name}",
@@ -254,7 +253,6 @@ def test_dockerfile_makes_a_small_unprivileged_publisher_image(dockerfile):
                 assert not re.match(r"(\.venv|dist|public|outbox|subscribers\.db|\.git)\b", source), source
 
 
-@pytest.mark.skipif(importlib.util.find_spec("hatchling") is None, reason="hatchling (a test dependency) is missing")
 def test_what_the_dockerfile_copies_builds_the_package(dockerfile, tmp_path):
     """Replays the final stage's WORKDIR and COPY lines into a folder, then builds a wheel there offline, as the
     image's `pip install .` does: a file the build needs but the Dockerfile does not copy fails here."""
@@ -572,8 +570,8 @@ def test_template_site_bucket_is_private_and_read_only_by_the_distribution(templ
     assert refers_to(allow["Condition"]["StringEquals"]["AWS:SourceArn"], distribution_name)
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed: the CloudFront Function not run")
 def test_cloudfront_function_serves_folder_index_documents(template):
+    require_command("node", "apt-get install nodejs")
     _, function = the(template, "AWS::CloudFront::Function")
     assert function["FunctionConfig"]["Runtime"] == "cloudfront-js-2.0"
     cases = {"/": "/index.html", "/issues/x/": "/issues/x/index.html", "/rss.xml": "/rss.xml",
@@ -663,10 +661,7 @@ def test_template_publisher_policy_is_the_deploy_policy_plus_sending(template):
 
 
 def test_cfn_lint_finds_no_error():
-    if importlib.util.find_spec("cfnlint") is None:
-        if IN_CI:
-            pytest.fail("cfn-lint is not installed: it is a test dependency (pip install -e '.[test]')")
-        pytest.skip("cfn-lint is not installed (pip install cfn-lint); the template was only parsed")
+    require_module("cfnlint")
     from cfnlint.api import ManualArgs, lint_file
 
     matches = lint_file(DEPLOY / "cloudformation.yaml", config=ManualArgs(regions=["us-east-1", "eu-west-1"]))
@@ -699,7 +694,6 @@ def test_nginx_snippet_forwards_exactly_the_endpoint_paths():
 def test_lambda_handler_subscribes_through_api_gateway_events(tmp_path, aws, monkeypatch):
     """The real handler module, a real Mangum adapter, moto's SES contact list and SES sending."""
     import base64
-    import importlib.util
     import uuid
     from urllib.parse import urlencode
 
@@ -741,7 +735,6 @@ def test_lambda_handler_subscribes_through_api_gateway_events(tmp_path, aws, mon
 
 
 def test_lambda_handler_refuses_sqlite(tmp_path, monkeypatch):
-    import importlib.util
 
     root = tmp_path / "newsletter"
     root.mkdir()

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from waiting import Lines, wait_for
 
 from publisher.errors import PublisherError
-from publisher.scheduler import Busy, in_quiet_hours, publish, publish_lock
+from publisher.scheduler import LOCK_FILE, Busy, in_quiet_hours, publish, publish_lock
 from publisher.subscribers import SqliteStore, Subscriber
 from publisher.transports import FatalError, OutboxTransport
 
@@ -158,9 +160,9 @@ def test_lock_names_its_holder_and_a_dead_holder_does_not_block(newsletter):
             publish_lock(newsletter.root):
         pass
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from publisher.scheduler import publish_lock\n"
-        f"with publish_lock(Path({str(newsletter.root)!r})):\n    print('held', flush=True); time.sleep(60)")],
-        stdout=subprocess.PIPE, text=True)
+        "import sys; from pathlib import Path; from publisher.scheduler import publish_lock\n"
+        f"with publish_lock(Path({str(newsletter.root)!r})):\n    print('held', flush=True); sys.stdin.read()")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     with pytest.raises(Busy), publish_lock(newsletter.root):
         pass
@@ -176,16 +178,45 @@ def cli_env():
     return env
 
 
+def lock_named(root):
+    """The pid the publish lock file names (its holder, or its last holder), read without locking it: a probe
+    that took the lock could itself make a publisher find the folder busy."""
+    try:
+        return json.loads((root / LOCK_FILE).read_text(encoding="utf-8")).get("pid")
+    except (OSError, ValueError):  # not there yet, or being written
+        return None
+
+
+def lock_is_held(root):
+    with open(root / LOCK_FILE, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
 def test_two_concurrent_publishes_never_both_send(newsletter):
+    """The second publish starts while the first provably holds the lock: the first is frozen (SIGSTOP) once
+    the lock names it, so the overlap does not depend on how fast either process is."""
     setup(newsletter, subscribers=300, extra="rate = 300\n")
     newsletter.issue("2026-12-01-x.md", "title: X\ndate: 2026-12-01 08:00\n")
     env = cli_env() | {"PUBLISHER_NOW": "2026-12-01T08:05:00+08:00"}
     command = [sys.executable, "-m", "publisher", "-C", str(newsletter.root), "publish", "--due"]
-    runs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for _ in range(2)]
-    outputs = [run.communicate(timeout=120) for run in runs]
-    assert all(run.returncode == 0 for run in runs), outputs
-    assert sum("another publish is running" in out for out, _ in outputs) == 1
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: lock_named(newsletter.root) == first.pid, what="the first publish to take the lock")
+        first.send_signal(signal.SIGSTOP)
+        assert lock_is_held(newsletter.root)  # frozen while holding it (safe to probe: it cannot take it now)
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        first.send_signal(signal.SIGCONT)
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0 and second.returncode == 0, (err, second.stderr)
+    assert "another publish is running" in second.stdout + second.stderr
+    assert f"pid {first.pid}" in second.stdout + second.stderr
+    assert "emailed x to 300" in out and "emailed" not in second.stdout
     recipients = Counter(p.name for p in (newsletter.root / "outbox" / "x").glob("*.eml"))
     assert len(recipients) == 300 and all(name.count(".") == 1 for name in recipients)  # no n.2.eml copies
 
@@ -205,18 +236,24 @@ def test_publish_command_reports_and_fails_on_send_failures(newsletter, run_cli,
 def test_run_loop_survives_failures_and_stops_cleanly_on_sigterm(newsletter):
     setup(newsletter, extra='[schedule]\nevery = "1s"\n')
     newsletter.issue("2026-11-26-x.md", raw=b"---\ntitle: [broken\n---\n")  # every run fails
+    # The run loop reads time through the one clock: pinned an hour after the issue, whatever today is.
+    env = cli_env() | {"PUBLISHER_NOW": "2026-11-26T09:00:00+08:00"}
     process = subprocess.Popen([sys.executable, "-m", "publisher", "-C", str(newsletter.root), "run"],
-                               env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3.5)
-    assert process.poll() is None  # still running after failed runs
-    (newsletter.content / "2026-11-26-x.md").write_text("---\ntitle: X\ndate: 2026-11-26 08:00\n---\n正文\n")
-    time.sleep(2.5)
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=30)
-    assert process.returncode == 0
-    assert err.count("publish failed") >= 2  # logged, and the loop went on
-    assert "SIGTERM received" in err and "publisher run: stopped" in err
-    assert emailed(newsletter, "x") == 5  # once fixed, the next run published and sent it
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    err = Lines(process.stderr)
+    try:
+        wait_for(lambda: err.count("publish failed") >= 2, what="two failed runs")
+        assert process.poll() is None  # still running after failed runs
+        (newsletter.content / "2026-11-26-x.md").write_text("---\ntitle: X\ndate: 2026-11-26 08:00\n---\n正文\n")
+        wait_for(lambda: "emailed x to 5" in err.text, what="the run after the fix to send the issue")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    text = err.close()
+    assert process.returncode == 0, text
+    assert "time is fixed at 2026-11-26T09:00:00+08:00 by PUBLISHER_NOW" in text
+    assert "SIGTERM received" in text and "publisher run: stopped" in text
+    assert emailed(newsletter, "x") == 5  # once fixed, the next run published and sent it, once
 
 
 def test_schedule_config_validation(newsletter):

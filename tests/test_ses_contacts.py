@@ -319,10 +319,6 @@ def test_a_second_contact_list_is_refused_with_a_hint(config):
 
 
 def test_the_cli_manages_subscribers_in_the_contact_list(config, run_cli):
-    import publisher.cli
-
-    if "subscribers" not in publisher.cli.cli.commands:
-        pytest.skip("the CLI has no subscribers commands yet")
     root = str(config.root)
     added = run_cli("-C", root, "subscribers", "add", "A@Example.com", "--name", "小明", "--tag", "ai")
     assert added.exit_code == 0, added.output
