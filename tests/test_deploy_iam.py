@@ -8,11 +8,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
 
 import boto3
 import pytest
 from conftest import NOW, REPO
+from waiting import wait_for
 
 from publisher.build import build
 from publisher.deploy import deploy
@@ -31,12 +31,14 @@ def iam_server():
     process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
+    def listening() -> bool:
         try:
             socket.create_connection(("127.0.0.1", port), 0.1).close()
-            break
         except OSError:
-            time.sleep(0.05)
+            return False
+        return True
+
+    wait_for(listening, what="the IAM-enforcing moto server to listen")
     s3 = boto3.client("s3", endpoint_url=url, **ROOT_KEYS)
     iam = boto3.client("iam", endpoint_url=url, **ROOT_KEYS)
     s3.create_bucket(Bucket="news-iam")

@@ -14,6 +14,7 @@ import httpx
 import pytest
 import uvicorn
 from conftest import NOW
+from waiting import wait_for
 
 from publisher.sending import send_issue
 from publisher.subscribers import SqliteStore, Subscriber
@@ -43,10 +44,7 @@ def server(newsletter):
                                                  log_level="warning"))
         thread = threading.Thread(target=instance.run, daemon=True)
         thread.start()
-        for _ in range(200):
-            if instance.started:
-                break
-            time.sleep(0.02)
+        wait_for(lambda: instance.started, timeout=10, what="uvicorn to start")
         started.append((instance, thread))
         return f"http://127.0.0.1:{port}"
 

@@ -26,6 +26,7 @@ from aiosmtpd.controller import Controller
 from botocore.config import Config as BotoConfig
 from botocore.stub import Stubber
 from conftest import CONFIG, NOW
+from waiting import wait_for
 
 from publisher.errors import PublisherError
 from publisher.sending import send_issue
@@ -54,14 +55,6 @@ def free_port() -> int:
     with socket.socket() as sock:  # aiosmtpd's Controller cannot take port 0: pick a free port first
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_for(condition, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
 
 
 def setup(newsletter, domain: str, extra_config: str, active: int = 0):
@@ -374,7 +367,7 @@ def test_smtp_server_that_never_greets_or_is_not_there_is_transient(newsletter, 
     with pytest.raises(TransientError, match="cannot connect"):
         smtp_send(transport)
     assert 0.9 <= time.monotonic() - started < 5
-    wait_for(lambda: mute.received, "the connection at the silent server")
+    wait_for(lambda: mute.received, what="the connection at the silent server")
     assert len(mute.received) == 1  # it did connect; the greeting never came
     closed = SmtpTransport(setup(newsletter, "smtp.test", smtp_settings(free_port())))
     with pytest.raises(TransientError, match="cannot connect"):
@@ -500,7 +493,7 @@ def test_ses_read_timeout_after_the_request_went_out_is_uncertain(newsletter, aw
     with pytest.raises(UncertainError, match="no answer from SES"):
         ses_send(transport, "news@example.test", "reader@example.test")
     assert 0.9 <= time.monotonic() - started < 5
-    wait_for(lambda: mute.complete(0), "the whole request at the server")
+    wait_for(lambda: mute.complete(0), what="the whole request at the server")
     assert mute.received[0].startswith(b"POST /v2/email/outbound-emails ")  # it went out in full
     assert len(mute.received) == 1  # and once: botocore did not resend it behind the loop's back
 
