@@ -397,8 +397,11 @@ def subscribers_remove(ctx: click.Context, email: str, forget: bool) -> None:
 @click.pass_context
 def subscribers_list(ctx: click.Context, status: str | None) -> None:
     """List subscribers: email, status, name."""
+    from .subscribers import printable
+
+    # A name from a web form or an old import may hold escape codes: shown escaped, never sent to the terminal.
     for subscriber in _store(ctx).iter(status):
-        click.echo(f"{subscriber.email}\t{subscriber.status}\t{subscriber.name}")
+        click.echo(f"{printable(subscriber.email)}\t{subscriber.status}\t{printable(subscriber.name)}")
 
 
 @subscribers.command("count")

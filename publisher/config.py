@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import difflib
 import logging
+import math
 import os
 import re
 import tomllib
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import Problem, PublisherError
@@ -51,10 +52,65 @@ def text(*, required: bool = False) -> Validator:
     return check
 
 
+# Everything that ends or splits a line: str.splitlines() (and with it the email package's header check) breaks
+# at all of these, and the other C0 and C1 controls have no place in one line of text either.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def control_character(value: str) -> str | None:
+    """The first line-breaking or control character in `value` as "U+000D", or None."""
+    match = _CONTROL.search(value)
+    return None if match is None else f"U+{ord(match.group()):04X}"
+
+
+def line(*, required: bool = False) -> Validator:
+    """Text that ends up in an email header (a From name, a subject prefix, the List-Id's name): one line."""
+    base = text(required=required)
+
+    def check(value: Any) -> str:
+        value = base(value)
+        found = control_character(value)
+        if found:
+            raise ValueError(f"must be one line of text, without line breaks or control characters (found {found})")
+        return value
+
+    return check
+
+
+def _idna(host: str) -> str:
+    """A host name as IDNA ASCII (münchen.de -> xn--mnchen-3ya.de); raises ValueError."""
+    if host.isascii():
+        return host
+    import idna  # email-validator's own dependency; only a non-ASCII name needs it
+
+    try:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except (UnicodeError, ValueError) as exc:
+        raise ValueError(f"has a host name that is not a valid internationalised domain name ({exc})") from None
+
+
+# Characters a URL may hold as they are (RFC 3986 reserved and unreserved, and "%" so that existing escapes stay).
+_URL_SAFE = "/:@!$&'()*+,;=?#[]~%"
+
+
+def ascii_url(url: str) -> str:
+    """`url` with a Unicode host as IDNA and other non-ASCII characters percent-encoded (UTF-8), the form an
+    email header can carry; an ASCII URL is returned as it is. Raises ValueError."""
+    if url.isascii():
+        return url
+    parts = urlsplit(url)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    host, colon, port = hostport.partition(":")  # a bracketed IPv6 literal is ASCII and never gets here
+    netloc = quote(userinfo, safe=_URL_SAFE) + at + _idna(host) + colon + port
+    return urlunsplit((parts.scheme, netloc, quote(parts.path, safe=_URL_SAFE), quote(parts.query, safe=_URL_SAFE),
+                       quote(parts.fragment, safe=_URL_SAFE)))
+
+
 def _absolute_http(value: Any, example: str) -> str:
     if isinstance(value, str):
         parts = urlsplit(value.strip())
         if parts.scheme in ("http", "https") and parts.netloc and " " not in value.strip():
+            ascii_url(value.strip())  # a Unicode host that IDNA refuses is an error here, not later in a send
             return value.strip()
     raise ValueError(f"must be an absolute http(s) URL like {example}")
 
@@ -67,6 +123,11 @@ def http_url(value: Any) -> str:
 
 def page_url(value: Any) -> str:
     return _absolute_http(value, "https://example.com/unsubscribe")
+
+
+def header_url(value: Any) -> str:
+    """A page URL that goes into an email header (List-Unsubscribe), which holds ASCII only."""
+    return ascii_url(page_url(value))
 
 
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -91,9 +152,14 @@ _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
 
 def email_address(value: Any) -> str:
+    """An address as headers and SMTP carry it: a Unicode domain becomes IDNA (news@xn--mnchen-3ya.de)."""
     if not isinstance(value, str) or not _EMAIL.match(value.strip()):
         raise ValueError("must be an email address like editor@example.com")
-    return value.strip()
+    local, _, domain = value.strip().rpartition("@")
+    if not local.isascii():
+        raise ValueError("is not supported: publisher cannot send from or to addresses with non-ASCII characters "
+                         "before the @ (an internationalised domain after it is fine)")
+    return f"{local}@{_idna(domain)}"
 
 
 def optional(validator: Validator) -> Validator:
@@ -103,11 +169,14 @@ def optional(validator: Validator) -> Validator:
     return check
 
 
+INT_MAX = 2**31 - 1  # far above any sensible setting, and within what SQLite, C and the OS take
+
+
 def positive_int(value: Any) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 10:
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError("must be a whole number of 1 or more")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= INT_MAX:
+        raise ValueError(f"must be a whole number from 1 to {INT_MAX}")
     return value
 
 
@@ -139,12 +208,12 @@ def theme_name(value: Any) -> str:
 
 @dataclass(frozen=True)
 class SiteConfig:
-    title: str = _option(text(required=True))
+    title: str = _option(line(required=True))  # also the From name and the List-Id's name
     url: str = _option(http_url)
     description: str = _option(text(), "")
     language: str = _option(language, "en")
     timezone: ZoneInfo = _option(timezone, ZoneInfo("UTC"))
-    author: str = _option(text(), "")
+    author: str = _option(line(), "")
     author_email: str | None = _option(optional(email_address), None)
     subscribe_url: str | None = _option(optional(page_url), None)  # the endpoint's /subscribe: pages get a form
 
@@ -190,23 +259,25 @@ def positive_number(value: Any) -> float:
     if isinstance(value, str):
         with contextlib.suppress(ValueError):
             value = float(value)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ValueError("must be a number above 0 (messages per second)")
+    # TOML has inf and nan: a nan rate would pass "<= 0" and make the rate limiter sleep(nan) mid-send.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= INT_MAX \
+            or not math.isfinite(value):
+        raise ValueError(f"must be a number above 0 and at most {INT_MAX} (messages per second)")
     return float(value)
 
 
 @dataclass(frozen=True)
 class EmailConfig:
     from_address: str | None = _option(optional(email_address), None)  # default: site.author_email
-    from_name: str = _option(text(), "")  # default: site.title
+    from_name: str = _option(line(), "")  # default: site.title
     reply_to: str | None = _option(optional(email_address), None)
-    subject_prefix: str = _option(text(), "")
+    subject_prefix: str = _option(line(), "")
     postal_address: str = _option(text(), "")  # CAN-SPAM: a physical postal address in every email
     reason: str = _option(text(), "")  # why the reader gets this; default by language
-    unsubscribe_url: str | None = _option(optional(page_url), None)  # default: <site.url>unsubscribe
+    unsubscribe_url: str | None = _option(optional(header_url), None)  # default: <site.url>unsubscribe
     unsubscribe_mailto: str | None = _option(optional(email_address), None)  # default: from_address
     list_id: str | None = _option(optional(list_id), None)  # default: newsletter.<site host>
-    default_name: str = _option(text(), "")  # the greeting's name when a subscriber has none
+    default_name: str = _option(line(), "")  # the greeting's name when a subscriber has none
     transport: str = _option(transport_name, "outbox")  # outbox | smtp | ses
     outbox: Path = _option(relative_path, Path("outbox"))  # the outbox transport's folder
     rate: float | None = _option(optional(positive_number), None)  # messages/s; SES: the account's MaxSendRate
@@ -285,6 +356,9 @@ def _string_table(value: Any) -> dict[str, str]:
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+# A year is more than any of these settings needs (a schedule, a confirmation link's life, a rate window), and
+# keeps `now + duration` and the seconds handed to sleep() and to tokens far from any overflow.
+DURATION_MAX = timedelta(days=365)
 
 
 def duration(value: Any) -> timedelta:
@@ -293,7 +367,13 @@ def duration(value: Any) -> timedelta:
     if not match or float(match.group(1)) <= 0:
         raise ValueError('must be a duration like "30s", "5m", "2h" or "1d"')
     unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-    return timedelta(**{unit: float(match.group(1))})
+    try:
+        result: timedelta | None = timedelta(**{unit: float(match.group(1))})
+    except OverflowError:  # "99999999999d": past timedelta's own limit
+        result = None
+    if result is None or result > DURATION_MAX:
+        raise ValueError('must be a duration of at most a year ("365d")')
+    return result
 
 
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -447,7 +527,7 @@ def config_from_dict(raw: Mapping[str, Any], *, root: Path, file: Path,
                 continue
             try:
                 values[f.name] = f.metadata["validate"](value)
-            except ValueError as exc:
+            except (ValueError, OverflowError) as exc:  # OverflowError: a number too big for what it feeds
                 source = f" (from {origin})" if origin else ""
                 problems.append(Problem(f"{dotted} {exc}, got {value!r}{source}", file=shown, field=dotted))
         if not any(p.field and p.field.startswith(name + ".") for p in problems):

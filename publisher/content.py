@@ -10,8 +10,8 @@ import dataclasses
 import difflib
 import hashlib
 import logging
-import os
 import re
+import reprlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
@@ -26,6 +26,7 @@ import yaml
 from . import markdown
 from .config import Config
 from .errors import Problem, PublisherError, relpath
+from .files import walk_files
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,19 @@ _Loader.yaml_implicit_resolvers = {
 }
 
 
+# A value shown in a message is cut short: a frontmatter value can be a structure of any size.
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 2, 70, 70
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 4
+SHOWN_LENGTH = 80
+
+
+def show_value(value: Any) -> str:
+    """repr() of a value the user wrote, at most SHOWN_LENGTH characters, cheap whatever its size."""
+    text = _REPR.repr(value)
+    return text if len(text) <= SHOWN_LENGTH else text[: SHOWN_LENGTH - 1] + "…"
+
+
 class _FieldError(ValueError):
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -121,10 +135,24 @@ def parse_date(value: Any, tz: ZoneInfo) -> datetime:
         try:
             parsed = _from_match(match)
         except ValueError as exc:
-            raise _FieldError(f"{value.strip()!r} is not a real date or time ({exc})", hint) from None
+            raise _FieldError(f"{show_value(value.strip())} is not a real date or time ({exc})", hint) from None
     else:
-        raise _FieldError(f"{value!r} is not a date", hint)
-    return parsed.replace(tzinfo=tz) if parsed.tzinfo is None else parsed
+        raise _FieldError(f"{show_value(value)} is not a date", hint)
+    parsed = parsed.replace(tzinfo=tz) if parsed.tzinfo is None else parsed
+    try:
+        utc = parsed.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    # Pages and emails show the date in the site's time zone, and feeds in UTC: a time within a day of
+    # datetime's limits cannot be moved to every zone.
+    if utc is None or not _EARLIEST <= utc <= _LATEST:
+        raise _FieldError(f"{show_value(value if isinstance(value, str) else str(value))} is out of range",
+                          f"use a date from {_EARLIEST:%Y-%m-%d} to {_LATEST:%Y-%m-%d}")
+    return parsed
+
+
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC)
 
 
 def _from_match(match: re.Match[str]) -> datetime:
@@ -150,14 +178,14 @@ def _date(value: Any, ctx: _Context) -> datetime:
 def _slug(value: Any, ctx: _Context) -> str:
     slug = _text(value, ctx)
     if not SLUG.match(slug):
-        raise _FieldError(f"{slug!r} is not a valid slug",
+        raise _FieldError(f"{show_value(slug)} is not a valid slug",
                           "use only lowercase a-z, 0-9 and single hyphens, e.g. slug: ai-daily-1124")
     return slug
 
 
 def _bool(value: Any, _: _Context) -> bool:
     if not isinstance(value, bool):
-        raise _FieldError(f"must be true or false, got {value!r}")
+        raise _FieldError(f"must be true or false, got {show_value(value)}")
     return value
 
 
@@ -166,13 +194,13 @@ def _string_list(example: str) -> Callable[[Any, _Context], tuple[str, ...]]:
         if value is None:
             return ()
         if not isinstance(value, list):
-            raise _FieldError(f"must be a list, got {type(value).__name__} {value!r}", f"e.g. {example}")
+            raise _FieldError(f"must be a list, got {type(value).__name__} {show_value(value)}", f"e.g. {example}")
         items = []
         for item in value:
             try:
                 text = _text(item, ctx)
             except _FieldError:
-                raise _FieldError(f"every item must be text, got {item!r}", f"e.g. {example}") from None
+                raise _FieldError(f"every item must be text, got {show_value(item)}", f"e.g. {example}") from None
             if text and text not in items:
                 items.append(text)
         return tuple(items)
@@ -180,11 +208,40 @@ def _string_list(example: str) -> Callable[[Any, _Context], tuple[str, ...]]:
     return parse
 
 
+# C0 controls, DEL and backslashes: a browser drops or rewrites them (`\x01javascript:` runs as javascript:,
+# `\\host` goes to another host), so a check of the scheme alone can be walked around.
+_URL_TRICKS = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+def _split_url(url: str) -> tuple[str, str]:
+    """(scheme, host) of a URL; ("?", "") when it cannot be parsed (e.g. a broken [IPv6] host)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "?", ""
+    return parts.scheme, parts.netloc
+
+
 def _http_url(value: Any, ctx: _Context) -> str:
     url = _text(value, ctx)
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise _FieldError(f"{url!r} is not an absolute http(s) URL", "e.g. source: https://example.com/post")
+    scheme, host = _split_url(url)
+    if _URL_TRICKS.search(url) or scheme not in ("http", "https") or not host:
+        raise _FieldError(f"{show_value(url)} is not an absolute http(s) URL", "e.g. source: https://example.com/post")
+    return url
+
+
+def _image(value: Any, ctx: _Context) -> str:
+    """An http(s) URL, or a path relative to the issue or the site (never javascript:, data: and the like)."""
+    url = _text(value, ctx)
+    hint = "use an https:// URL or a path like images/cover.png"
+    if _URL_TRICKS.search(url):
+        raise _FieldError(f"{show_value(url)} has control characters or backslashes", hint)
+    scheme, host = _split_url(url)
+    if scheme:
+        if scheme not in ("http", "https") or not host:
+            raise _FieldError(f"{show_value(url)} is not an http(s) URL or a relative path", hint)
+    elif url.startswith("//"):
+        raise _FieldError(f"{show_value(url)} leaves out the scheme", "write https:// in front")
     return url
 
 
@@ -199,11 +256,26 @@ FIELDS: dict[str, tuple[str, Callable[[Any, _Context], Any]]] = {
     "send": ("send", _bool),
     "subject": ("subject", _text),
     "preheader": ("preheader", _text),
-    "image": ("image", _text),
+    "image": ("image", _image),
     "source": ("source", _http_url),
     "authors": ("authors", _string_list('authors: ["张三", "Jane Doe"]')),
 }
 REQUIRED = ("title", "date")
+
+
+def _first_alias(frontmatter_text: str) -> int | None:
+    """The line (see `_key_line`) of the first YAML alias, or None. An alias is not copied when loaded but
+    shared, so a few hundred bytes can stand for a structure of billions of items (the "billion laughs"):
+    whatever walks or prints it then runs for minutes. Frontmatter has no need for them."""
+    if "*" not in frontmatter_text:
+        return None  # no alias without its `*`: the usual frontmatter is not parsed twice
+    try:
+        for event in yaml.parse(frontmatter_text, Loader=_Loader):
+            if isinstance(event, yaml.AliasEvent):
+                return event.start_mark.line + 1  # type: ignore[no-any-return]
+    except yaml.YAMLError:
+        return None  # the load reports it, with its line
+    return None
 
 
 def slug_from_filename(path: Path) -> str:
@@ -249,6 +321,10 @@ def parse_issue(raw: bytes, *, file: Path, content_dir: Path, shown: Path, timez
     except ValueError:
         raise PublisherError("frontmatter is not closed", file=shown, line=1,
                              hint="end the frontmatter with a line of '---'") from None
+    alias = _first_alias(fm_text)
+    if alias is not None:
+        raise PublisherError("frontmatter uses a YAML alias (*name), which publisher does not expand", file=shown,
+                             line=alias, hint="write the value out in full where the alias is")
     try:
         meta = yaml.load(fm_text, Loader=_Loader) if fm_text.strip() else {}
     except yaml.YAMLError as exc:
@@ -267,11 +343,12 @@ def parse_issue(raw: bytes, *, file: Path, content_dir: Path, shown: Path, timez
     problems: list[Problem] = []
     values: dict[str, Any] = {}
     for key, value in meta.items():
-        key = str(key)
+        key = str(key) if isinstance(key, str | int | float | bool) or key is None else show_value(key)
         if key not in FIELDS:
-            close = difflib.get_close_matches(key, FIELDS, n=1)
-            warnings.append(f"{shown}:{_key_line(fm_text, key) or 1}: unknown frontmatter key {key!r}"
-                            f"{f' (did you mean {close[0]!r}?)' if close else ''}; it is ignored")
+            short = len(key) <= SHOWN_LENGTH  # a key can be any YAML value: only a short one is looked up
+            close = difflib.get_close_matches(key, FIELDS, n=1) if short else []
+            warnings.append(f"{shown}:{(_key_line(fm_text, key) if short else None) or 1}: unknown frontmatter "
+                            f"key {show_value(key)}{f' (did you mean {close[0]!r}?)' if close else ''}; it is ignored")
             continue
         attr, parse = FIELDS[key]
         try:
@@ -285,10 +362,15 @@ def parse_issue(raw: bytes, *, file: Path, content_dir: Path, shown: Path, timez
     if "slug" not in values and "slug" not in meta:
         slug = slug_from_filename(file)
         if not SLUG.match(slug):
-            problems.append(Problem(f"the file name gives the slug {slug!r}, which is not valid", file=shown,
+            problems.append(Problem(f"the file name gives the slug {show_value(slug)}, which is not valid", file=shown,
                                     field="slug", hint="rename the file to lowercase a-z, 0-9 and hyphens, "
                                     "or set slug: in the frontmatter"))
         values["slug"] = slug
+    try:
+        markdown.check_nesting(body)
+    except markdown.NestingError as exc:
+        first = text.count("\n", 0, len(text) - len(body)) + 1  # `body` is the end of `text`
+        problems.append(Problem(str(exc), file=shown, line=first + exc.line - 1, hint=exc.hint))
     if problems:
         raise PublisherError(problems=problems)
 
@@ -312,17 +394,13 @@ def issue_digest(issue: Issue) -> str:
 
 
 def content_files(content_dir: Path) -> tuple[list[Path], list[Path]]:
-    """(Markdown files, asset files) under content/, sorted; hidden files and folders are skipped."""
+    """(Markdown files, asset files) under content/, sorted; hidden files and folders are skipped, and so
+    (with a warning) is a symbolic link out of content/: everything in content/ may be published."""
     issues: list[Path] = []
     assets: list[Path] = []
     if not content_dir.is_dir():
         return issues, assets
-    found: list[str] = []
-    for folder, subfolders, names in os.walk(content_dir):  # os.walk: a fraction of rglob's cost
-        subfolders[:] = [d for d in subfolders if not d.startswith((".", "_"))]
-        found.extend(os.path.join(folder, n) for n in names if not n.startswith((".", "_")))
-    for name in sorted(found):
-        path = Path(name)
+    for path in sorted(walk_files(content_dir, skip_files=(".", "_"), skip_folders=(".", "_")), key=str):
         (issues if path.suffix.lower() in (".md", ".markdown") else assets).append(path)
     return issues, assets
 
@@ -395,7 +473,7 @@ def find_issue(issues: Sequence[Issue], slug: str) -> Issue:
         if issue.slug == slug:
             return issue
     close = difflib.get_close_matches(slug, [i.slug for i in issues], n=3)
-    raise PublisherError(f"no issue has the slug {slug!r}",
+    raise PublisherError(f"no issue has the slug {show_value(slug)}",
                          hint=f"did you mean {', '.join(close)}?" if close else "see `publisher check`")
 
 

@@ -9,10 +9,16 @@ speed, in a manifest object beside the site (`.publisher/manifest.json`): one LI
 changed. An object whose ETag is not the one the manifest recorded (changed by someone else, or uploaded by an
 interrupted deploy that never wrote the manifest) is checked with a HEAD of its metadata. An S3 ETag alone is
 not a content hash (multipart uploads, SSE-KMS).
+
+A folder target is written and emptied only when it is deploy's own: new or empty the first time (then marked
+with an empty `.publisher-deploy/` folder), marked, or holding a site an earlier publisher deployed there. A
+folder that is or holds a project (`.git`, `publisher.toml`, the newsletter, its home...) is refused outright
+(`files.unsafe_folder_reason`). No symbolic link is followed, in dist/ or in the target.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -20,6 +26,7 @@ import mimetypes
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,7 +37,7 @@ from typing import Any, Protocol
 
 from .config import Config
 from .errors import PublisherError
-from .files import prune_empty_parents
+from .files import open_no_follow, prune_empty_parents, read_no_follow, refuse_unsafe_folder, short
 
 log = logging.getLogger(__name__)
 
@@ -88,19 +95,42 @@ def cache_control(key: str) -> str:
 
 
 def local_files(folder: Path) -> dict[str, LocalFile]:
+    """The files of a site folder by key. Hidden names are left out (the build's `.publisher-build/` mark, the
+    deploy mark), and so are symbolic links (a build makes none: one in dist/ was put there to publish what it
+    points at) and anything else that is not a regular file."""
     if not folder.is_dir():
         raise PublisherError(f"there is nothing to deploy: {folder} does not exist", hint="run `publisher build` first")
     files = {}
-    for dirpath, dirnames, names in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(names):
-            if name.startswith("."):
-                continue
-            path = Path(dirpath) / name
-            key = path.relative_to(folder).as_posix()
-            data = path.read_bytes()
-            files[key] = LocalFile(key, path, len(data), hashlib.sha256(data).hexdigest())
+    for path in _site_files(folder):
+        key = path.relative_to(folder).as_posix()
+        try:
+            data = read_no_follow(path)
+        except OSError as exc:  # replaced by a link or removed since it was listed
+            log.warning("%s is skipped: %s", path, exc.strerror or exc)
+            continue
+        files[key] = LocalFile(key, path, len(data), hashlib.sha256(data).hexdigest())
     return files
+
+
+def _site_files(folder: Path) -> list[Path]:
+    found: list[Path] = []
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        with os.scandir(current) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_symlink():
+                log.warning("%s is a symbolic link; deploy never follows one, so it is skipped", entry.path)
+            elif entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            elif entry.is_file(follow_symlinks=False):
+                found.append(Path(entry.path))
+            else:
+                log.warning("%s is not a regular file; it is skipped", entry.path)
+    return found
 
 
 class Target(Protocol):
@@ -124,30 +154,112 @@ class Target(Protocol):
 # ---- a folder ----
 
 
+# An empty folder in every folder target deploy fills (a folder: hidden names are neither deployed nor listed).
+DEPLOY_MARK = ".publisher-deploy"
+_GENERATOR = b"<generator>publisher</generator>"  # in every rss.xml publisher writes
+
+
+def _marked(folder: Path) -> bool:
+    mark = folder / DEPLOY_MARK
+    return mark.is_dir() and not mark.is_symlink()
+
+
+def _earlier_deploy(folder: Path) -> bool:
+    """True for a folder an earlier publisher deployed to (it made no mark): a site with publisher's feed."""
+    try:
+        with open_no_follow(folder / "rss.xml") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    index = folder / "index.html"
+    return _GENERATOR in head and index.is_file() and not index.is_symlink()
+
+
 class FolderTarget:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, config_file: Path | str | None = None) -> None:
         self.root = root
         self.description = str(root)
+        self.config_file = config_file
+        self._checked = False
+        self._lock = threading.Lock()
+
+    def _refuse(self, message: str, hint: str) -> PublisherError:
+        return PublisherError(f"{short(str(self.root))} {message}", file=self.config_file, field="deploy.target",
+                              hint=hint)
+
+    def _check(self) -> None:
+        """Refuse a folder that is not deploy's own (`remote` runs it first, so a dry run refuses it too)."""
+        if not os.path.lexists(self.root) or _marked(self.root):
+            self._checked = True
+            return
+        if self.root.is_symlink() or not self.root.is_dir():
+            raise self._refuse("is not a folder", "point deploy.target at a folder")
+        if any(self.root.iterdir()) and not _earlier_deploy(self.root):
+            raise self._refuse(
+                f"is not empty and deploy did not make it (it has no {DEPLOY_MARK} folder); deploy replaces and "
+                "deletes files there", 'point deploy.target at a new or empty folder, e.g. "public"')
+        self._checked = True
+
+    def _mark(self) -> None:
+        """Mark the folder as deploy's own before the first change to it (so a deploy that is stopped halfway
+        still leaves it marked)."""
+        if _marked(self.root):
+            return
+        with self._lock:
+            if not self._checked:
+                self._check()
+            self.root.mkdir(parents=True, exist_ok=True)
+            (self.root / DEPLOY_MARK).mkdir(exist_ok=True)
+
+    def _folder_of(self, key: str, *, make: bool) -> Path:
+        """The folder of `key` in the target, made if asked; a part of the way that is a symbolic link (which
+        would lead a write or a delete out of the folder) is refused."""
+        parts = key.split("/")
+        if key.startswith("/") or any(part in ("", ".", "..") for part in parts):
+            raise PublisherError(f"refusing the odd file name {short(key)!r} in the deploy")
+        folder = self.root
+        for part in parts[:-1]:
+            folder = folder / part
+            if make:
+                try:
+                    os.mkdir(folder)
+                    continue
+                except FileExistsError:
+                    pass
+            if os.path.islink(folder) or (os.path.lexists(folder) and not folder.is_dir()):
+                raise self._refuse(f"holds {short(str(folder.relative_to(self.root)))}, which is a symbolic link "
+                                   "or a file; deploy writes only into real folders", "remove it, then deploy again")
+        return folder
 
     def remote(self, wanted: Mapping[str, LocalFile]) -> dict[str, str]:
+        self._check()
         if not self.root.exists():
             return {}
         return {f.key: f.sha256 for f in local_files(self.root).values()}
 
     def put(self, file: LocalFile) -> None:
-        target = self.root / file.key
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self._mark()
+        target = self._folder_of(file.key, make=True) / file.key.rpartition("/")[2]
         tmp = target.with_name(f".{target.name}.publisher-tmp")
-        shutil.copyfile(file.path, tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)  # a leftover, or a link planted there: never written through
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        with open_no_follow(file.path) as source, open(fd, "wb") as fh:
+            shutil.copyfileobj(source, fh)
         os.replace(tmp, target)  # a reader sees the old file or the new one, never half of one
 
     def delete(self, keys: Sequence[str]) -> None:
+        self._mark()
+        if not _marked(self.root):
+            raise self._refuse("is not deploy's own folder; nothing is deleted there", "see `publisher deploy`")
         for key in keys:
-            (self.root / key).unlink(missing_ok=True)
-            prune_empty_parents(self.root / key, self.root)
+            path = self._folder_of(key, make=False) / key.rpartition("/")[2]
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)  # a link itself, never what it points at
+            prune_empty_parents(path, self.root)
 
     def finish(self, files: Mapping[str, LocalFile]) -> None:
-        pass
+        self._mark()  # a deploy that changed nothing still takes over an earlier deploy's folder
 
     def invalidate(self, keys: Sequence[str]) -> str | None:
         return None
@@ -256,7 +368,7 @@ class S3Target:
         return head.get("Metadata", {}).get("sha256", "")
 
     def put(self, file: LocalFile) -> None:
-        response = self._call("put_object", Key=self.prefix + file.key, Body=file.path.read_bytes(),
+        response = self._call("put_object", Key=self.prefix + file.key, Body=read_no_follow(file.path),
                               ContentType=content_type(file.key), CacheControl=cache_control(file.key),
                               Metadata={"sha256": file.sha256})
         self.etags[file.key] = response["ETag"]
@@ -308,12 +420,11 @@ def target_for(config: Config, *, s3_client: Any = None, cloudfront_client: Any 
     if config.deploy.target.startswith("s3://"):
         return S3Target(config, s3_client, cloudfront_client)
     folder = Path(config.deploy.target)
-    folder = folder if folder.is_absolute() else config.root / folder
-    if folder.resolve() in (config.root.resolve(), config.output_dir.resolve(), config.content_dir.resolve()):
-        raise PublisherError(f"deploy.target {config.deploy.target!r} is the newsletter, dist/ or content/ itself",
-                             file=config.file.name, field="deploy.target",
-                             hint='use a folder of its own, e.g. "public"')
-    return FolderTarget(folder)
+    folder = (folder if folder.is_absolute() else config.root / folder).resolve()
+    refuse_unsafe_folder(folder, project=config.root,
+                         protected=(config.content_dir, config.themes_dir, config.output_dir),
+                         file=config.file.name, field="deploy.target")
+    return FolderTarget(folder, config_file=config.file.name)
 
 
 # ---- the plan and the run ----

@@ -19,7 +19,7 @@ from datetime import datetime
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -27,12 +27,13 @@ import css_inline
 import mjml
 
 from . import markdown
-from .config import Config
+from .config import Config, ascii_url, control_character
 from .content import Issue
 from .errors import PublisherError, relpath
 from .site import Memo, format_date, issue_inputs
 from .themes import Theme, load_theme
 from .tokens import make_token
+from .transports import PermanentError
 
 GMAIL_CLIP_BYTES = 102 * 1024
 FIELDS = ("name", "email", "unsubscribe_url")
@@ -46,6 +47,19 @@ STRINGS = {
            "sent_to": "This email was sent to ", "reader": "there",
            "reason": "You are receiving this because you subscribed to {title}."},
 }
+
+
+class UnsafeValue(PermanentError, PublisherError):
+    """A value that must not go into a message: a line break in a header (which would add headers or replace
+    the body), a non-ASCII address. Both kinds at once, on purpose: the sending loop records it as a permanent
+    failure of that one message and goes on, and a command that makes a single message (`email --eml`,
+    `send --test`, `send --dry-run`) prints it as a one-line user error."""
+
+
+# What `control_character` finds, as one pattern for the per-message check (a search costs ~0.1 us).
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# What reads as a new line to an author, and so is an error in a subject rather than something to drop.
+_LINE_BREAK = re.compile(r"[\r\n\u2028\u2029]")
 
 
 def strings_for(language: str) -> dict[str, str]:
@@ -86,7 +100,7 @@ def sender_of(config: Config, *, require_address: bool = True) -> Sender:
     """The sender's settings with defaults applied. Only a real message needs a From address; a preview of
     the HTML or text does not (`require_address=False` then puts a stand-in on the site's domain)."""
     email, site = config.email, config.site
-    host = urlsplit(site.url).hostname or "example.com"
+    host = urlsplit(ascii_url(site.url)).hostname or "example.com"
     address = email.from_address or site.author_email
     if not address:
         if require_address:
@@ -100,7 +114,8 @@ def sender_of(config: Config, *, require_address: bool = True) -> Sender:
         reply_to=email.reply_to,
         list_id=email.list_id or f"newsletter.{host}",
         list_name=site.title,
-        unsubscribe_url=email.unsubscribe_url or site.url + "unsubscribe",
+        # List-Unsubscribe carries ASCII only: a site URL with a Chinese path or domain is encoded for it.
+        unsubscribe_url=ascii_url(email.unsubscribe_url or site.url + "unsubscribe"),
         unsubscribe_mailto=email.unsubscribe_mailto or address,
         subject_prefix=email.subject_prefix,
         reason=email.reason or strings["reason"].format(title=site.title),
@@ -166,6 +181,13 @@ def render_email(config: Config, issue: Issue, body_html: str, *, theme: Theme |
     subject = issue.subject or issue.title
     prefix = config.email.subject_prefix
     subject = f"{prefix} {subject}" if prefix else subject
+    line_break = _LINE_BREAK.search(subject)
+    if line_break:  # the factory would refuse every message; `check` says so first, naming the file and the key
+        raise PublisherError(f"contains a line break (U+{ord(line_break.group()):04X}): an email subject is one line",
+                             file=relpath(issue.file, config.root), field="subject" if issue.subject else "title",
+                             hint="remove it (in YAML, a quoted \\n or \\r is one)")
+    # Other control characters are dropped, as the web pages and feeds drop them from a title.
+    subject = _UNSAFE.sub("", subject)
     local = issue.date.astimezone(config.site.timezone)
     permalink = markdown.absolute_url(config.site.url, issue.url_path)
     context = {
@@ -247,6 +269,54 @@ class Recipient:
     name: str = ""
 
 
+_WORD_BYTES = 45  # UTF-8 bytes per RFC 2047 encoded word: "=?utf-8?b?" + 60 base64 characters + "?=" = 72 <= 75
+
+
+def check_recipient(recipient: Recipient) -> None:
+    """The last line of defence, whatever a value's origin (a store written before validation existed, another
+    tool's SES attributes): refuse a name or address that could break a header or the body."""
+    email, name = recipient.email, recipient.name
+    if _UNSAFE.search(email) or not email.isascii() or "@" not in email:
+        raise UnsafeValue(f"{email!r} is not an ASCII email address; no message is made for it", field="email",
+                          hint="addresses are stored in ASCII (a Unicode domain as punycode) since publisher "
+                               "validates them: add this subscriber again with `publisher subscribers add`")
+    if _UNSAFE.search(name):
+        raise UnsafeValue(f"the name of {email} contains the control character {control_character(name)}; no "
+                          "message is made for it", field="name",
+                          hint="correct the name with `publisher subscribers add ADDRESS --name NAME`")
+
+
+def _encoded_words(text: str) -> str:
+    """A display name as RFC 2047 encoded words (each within the 75-character limit), folded between words."""
+    data = text.encode("utf-8")
+    if len(data) <= _WORD_BYTES:
+        chunks = [data]
+    else:
+        chunks, chunk = [], b""
+        for char in text:  # split between characters, never inside one
+            encoded = char.encode("utf-8")
+            if len(chunk) + len(encoded) > _WORD_BYTES:
+                chunks.append(chunk)
+                chunk = b""
+            chunk += encoded
+        chunks.append(chunk)
+    return "\r\n ".join(f"=?utf-8?b?{binascii.b2a_base64(c, newline=False).decode('ascii')}?=" for c in chunks)
+
+
+def to_header(recipient: Recipient) -> bytes:
+    """The To header's value, ASCII. The address is a `headerregistry.Address` (which refuses CR and LF and quotes
+    what needs quoting); a non-ASCII name is encoded here rather than through a header fold, which costs more
+    than the whole rest of a message. Call `check_recipient` first."""
+    local, _, domain = recipient.email.rpartition("@")
+    address = Address(display_name=recipient.name, username=local, domain=domain)
+    name = address.display_name
+    if not name:
+        return address.addr_spec.encode("ascii")
+    if name.isascii() and "=?" not in name:  # "=?" would read as an encoded word: encode such a name too
+        return str(address).encode("ascii")
+    return f"{_encoded_words(name)} <{address.addr_spec}>".encode("ascii")
+
+
 def fill(template: str, values: Mapping[str, str], *, escape: bool) -> str:
     """Fill the markers of a rendered part (HTML-escaping the values for the HTML part)."""
     return _MARKER.sub(lambda m: html.escape(values[m.group(1)]) if escape else values[m.group(1)], template)
@@ -312,13 +382,25 @@ class MessageFactory:
         self._message_id_salt = f"{self.slug}\0{sender.list_id}\0".encode()
 
     def _common_headers(self, date: datetime) -> bytes:
+        sender = self.sender
+        for key, value in (("Subject", self.rendered.subject), ("From", sender.name), ("From", sender.address),
+                           ("Reply-To", sender.reply_to or ""), ("List-Id", sender.list_name),
+                           ("List-Id", sender.list_id), ("List-Unsubscribe", sender.unsubscribe_url),
+                           ("List-Unsubscribe", sender.unsubscribe_mailto)):
+            found = control_character(value)
+            if found:
+                raise UnsafeValue(f"the {key} header would contain the control character {found}",
+                                  field=key, hint="a header value is one line")
+        if not (sender.unsubscribe_url + sender.unsubscribe_mailto).isascii():
+            raise UnsafeValue("the List-Unsubscribe header would not be ASCII", field="List-Unsubscribe",
+                              hint="use an ASCII (percent-encoded, punycode) email.unsubscribe_url")
         msg = EmailMessage(policy=policy.SMTP)
         msg["Subject"] = self.rendered.subject
-        msg["From"] = Address(display_name=self.sender.name, addr_spec=self.sender.address)
-        if self.sender.reply_to:
-            msg["Reply-To"] = self.sender.reply_to
+        msg["From"] = Address(display_name=sender.name, addr_spec=sender.address)
+        if sender.reply_to:
+            msg["Reply-To"] = sender.reply_to
         msg["Date"] = format_datetime(date)
-        msg["List-Id"] = f"{self.sender.list_name} <{self.sender.list_id}>"
+        msg["List-Id"] = f"{sender.list_name} <{sender.list_id}>"
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         msg["Precedence"] = "bulk"
         msg["Auto-Submitted"] = "auto-generated"
@@ -329,6 +411,8 @@ class MessageFactory:
         return self._values(recipient)[0]
 
     def _values(self, recipient: Recipient) -> tuple[dict[str, str], str]:
+        # Checked here, before anything is filled into the pre-encoded pieces or the headers.
+        check_recipient(recipient)
         token = make_token(self.secret, "unsubscribe", recipient.email, self.sender.list_id)
         url = f"{self.sender.unsubscribe_url}{'&' if '?' in self.sender.unsubscribe_url else '?'}token={token}"
         values = {"name": recipient.name or self.sender.default_name, "email": recipient.email, "unsubscribe_url": url}
@@ -342,12 +426,11 @@ class MessageFactory:
 
     def message(self, recipient: Recipient) -> bytes:
         values, token = self._values(recipient)
-        to = formataddr((recipient.name, recipient.email), charset="utf-8") if recipient.name else recipient.email
         unsubscribe = f"<{values['unsubscribe_url']}>, <{self._mailto}{quote('unsubscribe ' + token)}>"
         b = self.boundary.encode()
         return b"".join([
             self._common,
-            b"To: ", to.encode("ascii", "strict"), b"\r\n",
+            b"To: ", to_header(recipient), b"\r\n",
             b"Message-ID: ", self.message_id(recipient).encode(), b"\r\n",
             b"List-Unsubscribe: ", unsubscribe.encode("ascii"), b"\r\n",
             b'Content-Type: multipart/alternative; boundary="', b, b'"\r\n',

@@ -6,6 +6,7 @@ from the newest issue in the feed, never from the clock, so unchanged input give
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +19,7 @@ from . import __version__, markdown
 from .config import Config
 from .content import Issue
 from .errors import PublisherError, relpath
+from .files import short
 from .markdown import xml_safe
 from .site import Memo, collect_tags, issue_inputs
 
@@ -89,14 +91,14 @@ def _generator(config: Config, scope: Scope, self_url: str, self_type: str,
     fg.lastBuildDate(newest)
     for entry in scope.entries:
         try:
-            _add_entry(fg, entry)
+            _add_entry(fg, entry, rss=self_type == "application/rss+xml")
         except ValueError as exc:  # feedgen's errors do not say which entry
-            raise PublisherError(f"cannot be written to a feed: {exc}",
+            raise PublisherError(f"cannot be written to a feed: {short(str(exc), 200)}",
                                  file=relpath(entry.issue.file, config.root)) from None
     return fg
 
 
-def _add_entry(fg: FeedGenerator, entry: FeedEntry) -> None:
+def _add_entry(fg: FeedGenerator, entry: FeedEntry, *, rss: bool) -> None:
     fe = fg.add_entry(order="append")
     fe.guid(entry.permalink, permalink=True)
     fe.title(entry.title)
@@ -106,8 +108,14 @@ def _add_entry(fg: FeedGenerator, entry: FeedEntry) -> None:
     fe.published(entry.issue.date)
     fe.updated(entry.issue.date)
     fe.pubDate(entry.issue.date)
-    fe.summary(entry.summary or entry.title)
-    fe.description(entry.summary or entry.title)
+    text = entry.summary or entry.title
+    if rss:
+        # RSS <description> is HTML: plain text is escaped as HTML once here, and feedgen escapes it again as
+        # XML, so that a reader shows "<script> & co" as written instead of taking it for markup.
+        fe.description(html.escape(text, quote=False))
+    else:
+        fe.summary(text)  # Atom's <summary> and <content> are text constructs (type="text"): no HTML escaping
+        fe.description(text)
     if entry.content is not None:
         fe.content(entry.content, type="html")
     for tag in entry.tags:

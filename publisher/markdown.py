@@ -34,6 +34,99 @@ _ANCHOR = re.compile(
 )
 
 
+# ---- input limits: markdown-it-pyrs recurses once per nesting level and overflows the C stack (SIGSEGV, which
+# no `except` catches) at about 20,000 levels of lists, and at about 60,000 levels of emphasis or links; the
+# Python walkers below recurse too. So the nesting is bounded before anything parses.
+
+MAX_NESTING = 32  # lists and quotes inside each other; real issues nest a handful
+MAX_INLINE_MARKS = 10_000  # `*`, `_`, `~` and `[` in one paragraph: each may open a level inside the last
+_INLINE_MARKS = "*_~["
+# A line can only be nested deeper than MAX_NESTING if its run of indentation and markers is at least this long
+# (a tab adds at most 2 levels, every other character at most 1), so only such lines are looked at closely.
+# (A search for "\n" is several times faster than one for "^" under re.M; the first line is matched on its own.)
+_PREFIX = rf"[ \t>*+\-0-9.)]{{{MAX_NESTING // 2 + 1}}}"
+_CANDIDATE = re.compile(r"\n" + _PREFIX)
+_CANDIDATE_FIRST = re.compile(_PREFIX)
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+
+
+class NestingError(ValueError):
+    """Markdown nested deeper than the parser can take; `line` is 1-based within the source."""
+
+    def __init__(self, message: str, line: int, hint: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.hint = hint
+
+
+def _line_depth(line: str) -> int:
+    """An upper bound of how many lists and quotes `line` is inside: its `>` and list markers, plus half its
+    indentation (a list item's content is indented at least 2 columns more than its parent's). Stops once
+    past MAX_NESTING."""
+    markers = free = col = 0
+    after_marker = False  # the one space after a marker belongs to the marker
+    i, n = 0, len(line)
+    while i < n and markers + free // 2 <= MAX_NESTING:
+        c = line[i]
+        if c in " \t":
+            width = 4 - col % 4 if c == "\t" else 1
+            col += width
+            free += width - 1 if after_marker else width
+            after_marker = False
+            i += 1
+            continue
+        after_marker = False
+        if c == ">":
+            size = 1
+        elif c in "-*+":
+            if i + 1 < n and line[i + 1] not in " \t":
+                break
+            rest = line[i:]
+            if c != "+" and rest.count(c) >= 3 and not rest.strip(c + " \t"):
+                break  # "- - -" and "* * *" are a thematic break, not lists
+            size = 1
+        elif "0" <= c <= "9":
+            j = i
+            while j < n and j - i < 9 and "0" <= line[j] <= "9":
+                j += 1
+            if j == n or line[j] not in ".)" or (j + 1 < n and line[j + 1] not in " \t"):
+                break
+            size = j + 1 - i
+        else:
+            break
+        markers += 1
+        col += size
+        i += size
+        after_marker = True
+    return markers + free // 2
+
+
+def check_nesting(source: str) -> None:
+    """Raise `NestingError` for Markdown nested too deeply to parse safely (lists and quotes beyond
+    MAX_NESTING, or more than MAX_INLINE_MARKS emphasis and link marks in one paragraph). Cheap: a regular
+    expression picks the few lines worth a closer look."""
+    starts = [m.start() + 1 for m in _CANDIDATE.finditer(source)]
+    if _CANDIDATE_FIRST.match(source):
+        starts.insert(0, 0)
+    for start in starts:
+        end = source.find("\n", start)
+        depth = _line_depth(source[start:] if end == -1 else source[start:end])
+        if depth > MAX_NESTING:
+            raise NestingError(f"lists and quotes are nested more than {MAX_NESTING} levels deep",
+                               source.count("\n", 0, start) + 1, "flatten the lists and quotes that start there")
+    if len(source) <= MAX_INLINE_MARKS or sum(source.count(c) for c in _INLINE_MARKS) <= MAX_INLINE_MARKS:
+        return
+    start = 0
+    for gap in [*_BLANK_LINE.finditer(source), None]:
+        end = len(source) if gap is None else gap.start()
+        if sum(source.count(c, start, end) for c in _INLINE_MARKS) > MAX_INLINE_MARKS:
+            raise NestingError(f"a paragraph has more than {MAX_INLINE_MARKS:,} emphasis and link marks "
+                               "(*, _, ~, [), which may nest that deep", source.count("\n", 0, start) + 1,
+                               "split the paragraph that starts there with blank lines")
+        if gap is not None:
+            start = gap.end()
+
+
 def to_html(source: str) -> str:
     """Render Markdown to an HTML fragment (URLs as written)."""
     return _ANCHOR.sub(r'<h\1 id="\2">', parser().render(source))
@@ -96,8 +189,29 @@ def _join_break(before: str, after: str) -> str:
     return " "
 
 
-def inline_text(node: markdown_it_pyrs.Node) -> str:
+# Python's own recursion limit is about 1,000 frames, and emphasis may nest up to MAX_INLINE_MARKS deep: below
+# this depth a walker gives up the structure and takes the bare text (without recursion).
+_FLAT_BELOW = 64
+
+
+def flat_text(node: markdown_it_pyrs.Node) -> str:
+    """The text and code of a node tree in order, walked without recursion (nothing else is kept)."""
+    out: list[str] = []
+    stack = list(reversed(node.children))
+    while stack:
+        child = stack.pop()
+        if child.name in ("text", "text_special", "code_inline"):
+            out.append(child.meta.get("content", ""))
+        elif child.name in ("softbreak", "hardbreak"):
+            out.append(" ")
+        stack.extend(reversed(child.children))
+    return "".join(out)
+
+
+def inline_text(node: markdown_it_pyrs.Node, depth: int = 0) -> str:
     """The readable text of an inline node tree (images and raw HTML left out)."""
+    if depth > _FLAT_BELOW:
+        return flat_text(node)
     out: list[str] = []
     pending_break = False
     for child in node.children:
@@ -110,7 +224,7 @@ def inline_text(node: markdown_it_pyrs.Node) -> str:
         elif name in ("image", "html_inline", "footnote_ref"):
             continue
         else:
-            piece = inline_text(child) if child.children else child.meta.get("content", "")
+            piece = inline_text(child, depth + 1) if child.children else child.meta.get("content", "")
         if not piece:
             continue
         if pending_break and out:
@@ -371,7 +485,10 @@ class TextRenderer:
         self.links.append(url)
         return len(self.links)
 
-    def inline(self, node: markdown_it_pyrs.Node) -> str:
+    def inline(self, node: markdown_it_pyrs.Node, depth: int = 0) -> str:
+        if depth > _FLAT_BELOW:
+            return flat_text(node)
+        depth += 1
         out: list[str] = []
         for child in node.children:
             name = child.name
@@ -380,11 +497,11 @@ class TextRenderer:
             elif name in ("softbreak", "hardbreak"):
                 out.append("\n")
             elif name == "code_inline":
-                out.append(self.inline(child) or child.meta.get("content", ""))
+                out.append(self.inline(child, depth) or child.meta.get("content", ""))
             elif name in ("linkify", "autolink"):
                 out.append(self.resolve(child.meta.get("url", "")))
             elif name == "link":
-                label = self.inline(child)
+                label = self.inline(child, depth)
                 url = child.meta.get("url", "")
                 if url.startswith("#"):
                     out.append(label)  # a jump inside the issue means nothing in plain text
@@ -393,16 +510,16 @@ class TextRenderer:
                 else:
                     out.append(f"{label} [{self.ref(url)}]")
             elif name == "image":
-                alt = self.inline(child).strip() or "image"
+                alt = self.inline(child, depth).strip() or "image"
                 out.append(f"[{alt}] [{self.ref(child.meta.get('url', ''))}]")
             elif name == "footnote_ref":
                 out.append(f"[^{child.meta.get('label', child.meta.get('def_id', ''))}]")
             elif name == "strikethrough":
-                out.append(f"~~{self.inline(child)}~~")  # struck-out text must not read as if it stood
+                out.append(f"~~{self.inline(child, depth)}~~")  # struck-out text must not read as if it stood
             elif name in ("html_inline", "heading_anchor", "footnote_ref_anchor"):
                 continue
             else:
-                out.append(self.inline(child))
+                out.append(self.inline(child, depth))
         return "".join(out)
 
     def _flow(self, node: markdown_it_pyrs.Node) -> str:

@@ -3,10 +3,16 @@
 The ledger is a table in the newsletter's SQLite database, one row per (issue, subscriber):
 `pending` -> `sending` -> `sent` (or `failed`, `skipped`). The first `send` of an issue writes a row for every
 active subscriber in one transaction (the audience is a snapshot of that moment); every later run works off the
-rows still pending. A row is committed as `sending` before the transport is called and as `sent`, with the
-message id, after it returned. So a process killed at any point leaves every row either untouched (sent on the
-next run), `sent`, or `sending`: the only rows that may have gone out without being recorded. Those are never
-resent silently: `send` reports them and the user chooses `--resend-uncertain` or `--mark-uncertain-sent`.
+rows still pending. A worker builds a recipient's message, commits the row as `sending` right before it calls the
+transport and as `sent`, with the message id, right after it returned. So a process killed at any point leaves
+every row either untouched (sent on the next run), `sent`, or `sending`: the only rows that may have gone out
+without being recorded, at most one per worker. Those are never resent silently: `send` reports them and the
+user chooses `--resend-uncertain` or `--mark-uncertain-sent`.
+
+Any error with one recipient's message is that recipient's, not the run's: one that cannot be built is `failed`;
+a transport error is retried, failed or held as uncertain by its kind (see transports.py). A transport that is
+unavailable (no connection, a full disk) is nobody's failure: the whole loop pauses, and stops with the rest
+pending if it stays down.
 
 Unlike listmonk, there is one rate limiter for all workers (the real rate never exceeds `email.rate`), and the
 cursor advances per message after the provider accepted it, not per fetched batch.
@@ -14,7 +20,6 @@ cursor advances per message after the provider accepted it, not per fetched batc
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import logging
 import sqlite3
@@ -25,6 +30,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from . import clock as clock_mod
 from . import markdown
@@ -34,7 +40,15 @@ from .emails import MessageFactory, Recipient, RenderedEmail, render_email, send
 from .errors import PublisherError
 from .subscribers import SqliteStore, Store, connect, migrate, now_text, open_store, write_transaction
 from .tokens import secret_from_env
-from .transports import FatalError, PermanentError, TransientError, Transport, UncertainError, transport_for
+from .transports import (
+    FatalError,
+    PermanentError,
+    TransientError,
+    Transport,
+    UnavailableError,
+    UncertainError,
+    transport_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +79,12 @@ LEDGER_TABLES = (
 )
 MAX_ATTEMPTS = 8
 BATCH = 256
+# While the transport is unavailable (no connection, a full outbox disk), the loop probes with one message after
+# a pause that doubles up to OUTAGE_MAX_PAUSE, and stops with the rest pending once it has been down this long.
+OUTAGE_FIRST_PAUSE = 1.0
+OUTAGE_MAX_PAUSE = 30.0
+OUTAGE_LIMIT = 300.0
+IDLE_SLICE = 1.0
 
 
 class RateLimiter:
@@ -124,18 +144,32 @@ Progress = Callable[[int, int], None]
 
 
 class Ledger:
+    """The delivery rows of the newsletter's database. The send loop's workers write their own rows, so every
+    statement goes through one lock (one connection, shared by the threads)."""
+
     def __init__(self, db: sqlite3.Connection, path: Path) -> None:
         self.db = db
         self.path = path
+        self.lock = threading.Lock()
         migrate(db, "ledger", LEDGER_VERSION, LEDGER_TABLES)
 
+    def _execute(self, sql: str, args: tuple[object, ...] = ()) -> int:
+        """A write; returns the number of rows it changed."""
+        with self.lock:
+            return self.db.execute(sql, args).rowcount
+
+    def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[Any]:
+        # Fetched under the lock: a half-read SELECT would hold the other threads' writes in its transaction.
+        with self.lock:
+            return self.db.execute(sql, args).fetchall()
+
     def started(self, issue: str) -> bool:
-        return self.db.execute("SELECT 1 FROM issue_sends WHERE issue = ?", (issue,)).fetchone() is not None
+        return bool(self._query("SELECT 1 FROM issue_sends WHERE issue = ?", (issue,)))
 
     def snapshot(self, issue: str, subject: str, store: Store) -> int:
         """Write a pending row for every active subscriber, atomically; returns the audience size."""
         stamp = now_text()
-        with write_transaction(self.db):
+        with self.lock, write_transaction(self.db):
             self.db.execute("INSERT INTO issue_sends (issue, subject, audience, created_at) VALUES (?, ?, 0, ?)",
                             (issue, subject, stamp))
             if isinstance(store, SqliteStore) and store.path.resolve() == self.path.resolve():
@@ -152,17 +186,17 @@ class Ledger:
         return int(audience)
 
     def counts(self, issue: str) -> dict[str, int]:
-        rows = self.db.execute("SELECT state, count(*) FROM deliveries WHERE issue = ? GROUP BY state", (issue,))
+        rows = self._query("SELECT state, count(*) FROM deliveries WHERE issue = ? GROUP BY state", (issue,))
         return {state: n for state, n in rows}
 
     def uncertain(self, issue: str, limit: int = 5) -> list[str]:
-        rows = self.db.execute("SELECT email FROM deliveries WHERE issue = ? AND state = 'sending' ORDER BY id LIMIT ?",
-                               (issue, limit))
+        rows = self._query("SELECT email FROM deliveries WHERE issue = ? AND state = 'sending' ORDER BY id LIMIT ?",
+                           (issue, limit))
         return [r[0] for r in rows]
 
     def resolve_uncertain(self, issue: str, state: str, note: str) -> int:
-        return self.db.execute("UPDATE deliveries SET state = ?, last_error = ?, changed_at = ? "
-                               "WHERE issue = ? AND state = 'sending'", (state, note, now_text(), issue)).rowcount
+        return self._execute("UPDATE deliveries SET state = ?, last_error = ?, changed_at = ? "
+                             "WHERE issue = ? AND state = 'sending'", (state, note, now_text(), issue))
 
     def pending(self, issue: str, after: int, join_status: bool) -> list[tuple[int, str, str, str | None, int]]:
         """The next pending rows after `after`: (id, email, name, subscriber's current status, attempts)."""
@@ -173,23 +207,35 @@ class Ledger:
         else:
             query = ("SELECT id, email, name, 'active', attempts FROM deliveries "
                      "WHERE issue = ? AND state = 'pending' AND id > ? ORDER BY id LIMIT ?")
-        return self.db.execute(query, (issue, after, BATCH)).fetchall()
+        return self._query(query, (issue, after, BATCH))
 
     def mark(self, row: int, state: str, **fields: object) -> None:
         sets = ", ".join(f"{k} = ?" for k in fields)
         extra = f", {sets}" if sets else ""
-        self.db.execute(f"UPDATE deliveries SET state = ?, changed_at = ?{extra} WHERE id = ?",
-                        (state, now_text(), *fields.values(), row))
+        self._execute(f"UPDATE deliveries SET state = ?, changed_at = ?{extra} WHERE id = ?",
+                      (state, now_text(), *fields.values(), row))
 
     def claim(self, row: int) -> bool:
-        """`sending`, committed before the transport is called. False if another process took the row first."""
-        cursor = self.db.execute("UPDATE deliveries SET state = 'sending', attempts = attempts + 1, changed_at = ? "
-                                 "WHERE id = ? AND state = 'pending'", (now_text(), row))
-        return cursor.rowcount == 1
+        """`sending`, committed right before the transport is called. False if another process took the row
+        first: the WHERE makes two concurrent senders' claims of one row hit it once."""
+        return self._execute("UPDATE deliveries SET state = 'sending', attempts = attempts + 1, changed_at = ? "
+                             "WHERE id = ? AND state = 'pending'", (now_text(), row)) == 1
+
+    def release(self, row: int, error: str) -> None:
+        """Back to pending without counting the attempt: the message never went out, through no fault of the
+        recipient's (the service was unavailable, or the run is stopping)."""
+        self._execute("UPDATE deliveries SET state = 'pending', attempts = max(attempts - 1, 0), last_error = ?, "
+                      "changed_at = ? WHERE id = ? AND state = 'sending'", (error, now_text(), row))
+
+    def fail_unclaimed(self, row: int, error: str) -> bool:
+        """`failed` for a row never handed to the transport (its message could not be built); False if another
+        process took the row meanwhile."""
+        return self._execute("UPDATE deliveries SET state = 'failed', last_error = ?, changed_at = ? "
+                             "WHERE id = ? AND state = 'pending'", (error, now_text(), row)) == 1
 
     def finish(self, issue: str) -> None:
-        self.db.execute("UPDATE issue_sends SET finished_at = ? WHERE issue = ? AND finished_at IS NULL",
-                        (now_text(), issue))
+        self._execute("UPDATE issue_sends SET finished_at = ? WHERE issue = ? AND finished_at IS NULL",
+                      (now_text(), issue))
 
 
 @dataclass
@@ -198,6 +244,24 @@ class _Job:
     email: str
     name: str
     attempts: int
+
+
+@dataclass
+class _Outcome:
+    """What a worker did with one job (it has written the row already): sent, retry, failed, uncertain,
+    unavailable, fatal, or untouched (not claimed: the run is stopping or another `send` has the row)."""
+
+    kind: str
+    error: str = ""
+    failure: bool = False  # counts toward email.max_consecutive_failures
+    reached: bool = True  # the transport answered (so it is not unavailable)
+
+
+@dataclass
+class _Outage:
+    since: float
+    pause: float
+    resume_at: float
 
 
 class SendLoop:
@@ -220,74 +284,166 @@ class SendLoop:
         rate = config.email.rate or transport.default_rate()
         self.limiter = RateLimiter(rate, clock, sleep)
         self.sender_address = factory.sender.address
+        self._halt = threading.Event()  # set when the run stops: workers claim nothing more
+        self._outage: _Outage | None = None
+        self._consecutive = 0
 
-    def _send(self, job: _Job) -> str:
+    def _attempt(self, job: _Job) -> _Outcome:
+        """One recipient, on a worker thread: build the message, claim the row, hand the message over, record
+        the outcome. A row is `sending` only between its claim and its record (one per worker at most), so a
+        crash leaves uncertain only what may really have gone out."""
+        if self._halt.is_set():
+            return _Outcome("untouched")
         recipient = Recipient(job.email, job.name)
-        message = self.factory.message(recipient)
-        return self.transport.send(message, sender=self.sender_address, recipient=job.email,
-                                   message_id=self.factory.message_id(recipient), number=job.row)
+        try:
+            message = self.factory.message(recipient)
+            message_id = self.factory.message_id(recipient)
+        except Exception as exc:
+            # Whatever breaks while building one recipient's message (an address it cannot encode, from an old
+            # or tampered database; a fill-in that fails) breaks again on a retry: that recipient failed, the run
+            # goes on. Nothing was handed over, so it is certain that nothing went out.
+            error = f"cannot build the message: {type(exc).__name__}: {exc}"
+            if not self.ledger.fail_unclaimed(job.row, error):
+                return _Outcome("untouched")
+            return _Outcome("failed", error, failure=True, reached=False)
+        if self._halt.is_set() or not self.ledger.claim(job.row):
+            return _Outcome("untouched")  # another `send` of this issue took the row: never two copies
+        try:
+            provider_id = self.transport.send(message, sender=self.sender_address, recipient=job.email,
+                                              message_id=message_id, number=job.row)
+        except UnavailableError as exc:  # not this recipient's attempt: the loop pauses instead
+            self.ledger.release(job.row, str(exc))
+            return _Outcome("unavailable", str(exc), reached=False)
+        except TransientError as exc:
+            job.attempts += 1
+            if job.attempts >= MAX_ATTEMPTS:
+                self.ledger.mark(job.row, "failed", last_error=f"gave up after {job.attempts} attempts: {exc}")
+                return _Outcome("failed", str(exc), failure=True)
+            self.ledger.mark(job.row, "pending", last_error=str(exc))
+            return _Outcome("retry", str(exc))
+        except PermanentError as exc:
+            self.ledger.mark(job.row, "failed", last_error=str(exc))
+            return _Outcome("failed", str(exc), failure=True)
+        except UncertainError as exc:
+            self.ledger.mark(job.row, "sending", last_error=str(exc))
+            return _Outcome("uncertain", str(exc))
+        except FatalError as exc:
+            self._halt.set()  # no message can go: the other workers start none
+            self.ledger.release(job.row, str(exc))
+            return _Outcome("fatal", str(exc), reached=False)
+        except Exception as exc:
+            # A transport maps every failure it understands to the errors above, and raises TransientError only
+            # when the message was not handed over. Anything else is a bug at an unknown point, possibly after
+            # the provider took the message (while reading its answer, say): uncertain, like a read timeout, so
+            # the row stays `sending` for the user to resolve and is never resent silently. It counts as a
+            # failure too: a transport that breaks on every message stops the run after
+            # max_consecutive_failures instead of making the whole list uncertain.
+            error = f"unexpected error in the {self.transport.name} transport: {type(exc).__name__}: {exc}"
+            self.ledger.mark(job.row, "sending", last_error=error)
+            return _Outcome("uncertain", error, failure=True)
+        self.ledger.mark(job.row, "sent", message_id=message_id, provider_id=provider_id, last_error=None)
+        return _Outcome("sent")
 
     def run(self, report: SendReport, limit: int | None) -> None:
         workers = self.config.email.workers
-        max_failures = self.config.email.max_consecutive_failures
-        retries: list[tuple[float, int, _Job]] = []  # (due, row, job): rows pending again after a transient error
-        inflight: dict[Future[str], _Job] = {}
-        consecutive = 0
+        retries: list[tuple[float, int, _Job]] = []  # (due, row, job): pending rows to try again after `due`
+        inflight: dict[Future[_Outcome], _Job] = {}
         budget = limit if limit is not None else float("inf")
         started_total = report.sent
         todo = self.ledger.counts(self.slug).get("pending", 0)
         total = min(todo, int(budget)) if limit is not None else todo
         rows: Iterator[_Job] = self._rows()
         exhausted = False
-        with ThreadPoolExecutor(workers, thread_name_prefix="send") as pool:
-            try:
-                while True:
-                    # Keep up to 2x workers messages in flight; the rate limiter spaces their start.
-                    if self.stop is not None and self.stop.is_set() and report.stopped is None:
-                        report.stopped = "stopped on request; the rest is sent by the next run"
-                    while len(inflight) < workers * 2 and budget > 0 and report.stopped is None:
-                        job = None
-                        if retries and retries[0][0] <= self.clock():
-                            job = heapq.heappop(retries)[2]
-                        elif not exhausted:
-                            job = next(rows, None)
-                            if job is None:
-                                exhausted = True
-                        if job is None:
-                            break
-                        if not self.ledger.claim(job.row):
-                            continue  # another `send` of this issue has it: never two copies
-                        self.limiter.wait()
-                        budget -= 1
-                        inflight[pool.submit(self._send, job)] = job
-                    if not inflight:
-                        if retries and report.stopped is None and budget > 0:
-                            self.sleep(max(0.0, retries[0][0] - self.clock()))
-                            continue
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="send")
+        try:
+            while True:
+                if self.stop is not None and self.stop.is_set() and report.stopped is None:
+                    report.stopped = "stopped on request; the rest is sent by the next run"
+                if report.stopped is not None:
+                    self._halt.set()
+                # Up to 2x workers jobs queued or running, so no worker waits for its next one; the rate limiter
+                # spaces their start. A queued job's row is still `pending`: its worker claims it.
+                while len(inflight) < workers * 2 and budget > 0 and report.stopped is None:
+                    if self._outage is not None and (inflight or self.clock() < self._outage.resume_at):
+                        break  # the transport is unavailable: one probe at a time, after the pause
+                    job = None
+                    if retries and retries[0][0] <= self.clock():
+                        job = heapq.heappop(retries)[2]
+                    elif not exhausted:
+                        job = next(rows, None)
+                        exhausted = job is None
+                    if job is None:
                         break
-                    done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        job = inflight.pop(future)
-                        outcome = self._record(future, job, retries, report)
-                        if outcome == "sent":
-                            consecutive = 0
-                        elif outcome == "failed":
-                            consecutive += 1
-                            if consecutive >= max_failures and report.stopped is None:
-                                report.stopped = (f"stopped after {consecutive} failures in a row (the last: "
-                                                  f"{job.email}: {self._last_error})")
-                        elif outcome == "retry":
-                            budget += 1  # a retry is the same message, not a new one
-                        if self.progress:
-                            self.progress(report.sent - started_total + report.failed + report.skipped, total)
-            except FatalError as exc:
-                report.stopped = str(exc)
-                for future, job in inflight.items():  # let the ones already out finish and record them
-                    self._record_quietly(future, job, retries, report)
-                inflight.clear()
+                    self.limiter.wait()
+                    budget -= 1
+                    inflight[pool.submit(self._attempt, job)] = job
+                if not inflight:
+                    wake = self._outage.resume_at if self._outage else (retries[0][0] if retries else None)
+                    if wake is None or report.stopped is not None or budget <= 0:
+                        break
+                    # In slices, so a stop request is seen within a second even during a long back-off.
+                    self.sleep(min(IDLE_SLICE, max(0.0, wake - self.clock())))
+                    continue
+                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    job = inflight.pop(future)
+                    budget += self._count(future.result(), job, retries, report)
+                    if self.progress:
+                        self.progress(report.sent - started_total + report.failed + report.skipped, total)
+        except BaseException:
+            # The ledger cannot be written, or an interrupt: start nothing more. Each worker has recorded (or
+            # records) its own row, so no row known to be sent stays `sending`; queued rows stay `pending`.
+            self._halt.set()
+            for future in inflight:
+                future.cancel()
+            raise
+        finally:
+            pool.shutdown(wait=True)
         # Rows whose retry was still waiting stay pending in the ledger: the next run sends them.
 
-    _last_error = ""
+    def _count(self, outcome: _Outcome, job: _Job, retries: list[tuple[float, int, _Job]],
+               report: SendReport) -> int:
+        """Accounts for one finished job; returns the budget it gives back (a message that did not go out)."""
+        kind = outcome.kind
+        if outcome.reached and kind != "untouched":
+            self._outage = None  # the transport answered: it is up again
+        if kind == "sent":
+            report.sent += 1
+            self._consecutive = 0
+            self.limiter.succeeded()
+            return 0
+        if kind == "retry":
+            self.limiter.throttled()
+            delay = min(60.0, 0.5 * 2 ** (job.attempts - 1))
+            heapq.heappush(retries, (self.clock() + delay, job.row, job))
+            return 1  # a retry is the same message, not a new one
+        if kind == "unavailable":
+            now = self.clock()
+            if self._outage is None:
+                self._outage = _Outage(now, OUTAGE_FIRST_PAUSE, now + OUTAGE_FIRST_PAUSE)
+            elif now >= self._outage.resume_at:  # a probe failed (not one of the jobs already out when it began)
+                self._outage.pause = min(OUTAGE_MAX_PAUSE, self._outage.pause * 2)
+                self._outage.resume_at = now + self._outage.pause
+            heapq.heappush(retries, (now, job.row, job))
+            down = now - self._outage.since
+            if down >= OUTAGE_LIMIT and report.stopped is None:
+                report.stopped = (f"the {self.transport.name} transport has been unavailable for {down:.0f} s "
+                                  f"({outcome.error}); the rest is sent by the next run")
+            return 1
+        if kind in ("fatal", "untouched"):
+            if kind == "fatal" and report.stopped is None:
+                report.stopped = outcome.error
+            return 1
+        if kind == "failed":
+            report.failed += 1
+        elif kind == "uncertain":
+            report.uncertain += 1
+        if outcome.failure:
+            self._consecutive += 1
+            if self._consecutive >= self.config.email.max_consecutive_failures and report.stopped is None:
+                report.stopped = (f"stopped after {self._consecutive} failures in a row (the last: {job.email}: "
+                                  f"{outcome.error})")
+        return 0
 
     def _rows(self) -> Iterator[_Job]:
         after = 0
@@ -301,45 +457,6 @@ class SendLoop:
                     self.ledger.mark(row, "skipped", last_error=f"subscriber is {status or 'gone'}")
                     continue
                 yield _Job(row, email, name, attempts)
-
-    def _record(self, future: Future[str], job: _Job, retries: list[tuple[float, int, _Job]],
-                report: SendReport) -> str:
-        try:
-            provider_id = future.result()
-        except TransientError as exc:
-            job.attempts += 1
-            self.limiter.throttled()
-            if job.attempts >= MAX_ATTEMPTS:
-                self.ledger.mark(job.row, "failed", last_error=f"gave up after {job.attempts} attempts: {exc}")
-                report.failed += 1
-                self._last_error = str(exc)
-                return "failed"
-            self.ledger.mark(job.row, "pending", last_error=str(exc))
-            delay = min(60.0, 0.5 * 2 ** (job.attempts - 1))
-            heapq.heappush(retries, (self.clock() + delay, job.row, job))
-            return "retry"
-        except PermanentError as exc:
-            self.ledger.mark(job.row, "failed", last_error=str(exc))
-            report.failed += 1
-            self._last_error = str(exc)
-            return "failed"
-        except UncertainError as exc:
-            self.ledger.mark(job.row, "sending", last_error=str(exc))
-            report.uncertain += 1
-            return "uncertain"
-        except FatalError as exc:
-            self.ledger.mark(job.row, "pending", last_error=str(exc))  # it never went out
-            raise
-        self.ledger.mark(job.row, "sent", message_id=self.factory.message_id(Recipient(job.email)),
-                         provider_id=provider_id, last_error=None)
-        report.sent += 1
-        self.limiter.succeeded()
-        return "sent"
-
-    def _record_quietly(self, future: Future[str], job: _Job, retries: list[tuple[float, int, _Job]],
-                        report: SendReport) -> None:
-        with contextlib.suppress(FatalError):  # _record put the row back to pending
-            self._record(future, job, retries, report)
 
 
 def send_issue(config: Config, slug: str, *, transport: Transport | None = None, store: Store | None = None,

@@ -23,7 +23,7 @@ from typing import Any
 
 from .config import Config
 from .errors import PublisherError
-from .subscribers import STATUSES, SUPPRESSED, Subscriber, _merge, now_text
+from .subscribers import STATUSES, SUPPRESSED, Subscriber, _merge, now_text, validate_subscriber
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +233,8 @@ class SesContactStore:
         return self._subscriber(contact) if contact else None
 
     def upsert(self, subscriber: Subscriber, *, reactivate: bool = False) -> str:
+        # Validated before the lookup too: the contact is looked up by the normalised (punycode) address.
+        subscriber = validate_subscriber(subscriber, test_domains=True)
         self._ensure_list()
         try:
             return self._upsert(subscriber, reactivate)
@@ -242,7 +244,7 @@ class SesContactStore:
     def _upsert(self, subscriber: Subscriber, reactivate: bool) -> str:
         contact = self._contact(subscriber.email)
         old = self._subscriber(contact) if contact else None
-        merged, verdict = _merge(old, subscriber, reactivate)
+        merged, verdict = _merge(old, subscriber, reactivate, validated=True)
         stamp = now_text()
         if verdict == "added":
             self._write(Subscriber(merged.email, merged.name, merged.status, merged.tags, stamp, stamp), None,

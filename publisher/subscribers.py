@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import sqlite3
+import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -25,15 +27,9 @@ from .errors import Problem, PublisherError, relpath
 STATUSES = ("active", "unconfirmed", "unsubscribed", "bounced", "complained")
 SUPPRESSED = ("unsubscribed", "bounced", "complained")  # never emailed again (unless reactivated on purpose)
 SCHEMA_VERSION = 1
-
-
-def normalize_email(address: str) -> str:
-    """A valid, normalized (lowercased) address; raises ValueError with the reason. No DNS lookups."""
-    try:
-        result = validate_email(address.strip(), check_deliverability=False, allow_smtputf8=False)
-    except EmailNotValidError as exc:
-        raise ValueError(f"{address.strip()!r} is not a valid email address: {exc}") from None
-    return result.normalized.lower()
+NAME_MAX = 100  # characters, after normalisation
+TAG_MAX = 40
+TAGS_MAX = 20
 
 
 def now_text() -> str:
@@ -48,6 +44,101 @@ class Subscriber:
     tags: tuple[str, ...] = ()
     created: str = ""
     changed: str = ""
+
+
+def normalize_email(address: str, *, test_domains: bool = False) -> str:
+    """A valid, normalized (lowercased, ASCII) address; raises ValueError with the reason. No DNS lookups.
+
+    A Unicode domain is stored as IDNA (punycode, user@xn--mnchen-3ya.de): every transport and header can carry
+    it, and the same mailbox written either way is one subscriber. A non-ASCII local part would need SMTPUTF8
+    end to end, which publisher does not do, so it is refused. `test_domains` lets the reserved `.test` domain
+    (RFC 6761) through."""
+    address = address.strip()
+    local, at, _ = address.rpartition("@")
+    if at and not local.isascii():
+        raise ValueError(f"{address!r} is not supported: publisher cannot send to addresses with non-ASCII "
+                         "characters before the @ (an internationalised domain after it is fine)")
+    try:
+        result = validate_email(address, check_deliverability=False, allow_smtputf8=False,
+                                test_environment=test_domains)
+    except EmailNotValidError as exc:
+        raise ValueError(f"{address!r} is not a valid email address: {exc}") from None
+    return result.ascii_email.lower()
+
+
+# ZWNJ and ZWJ are format characters that Persian and Indic names and emoji sequences need; every other
+# control or format character (line breaks, escape codes, direction overrides, invisible marks) is refused.
+_JOINERS = frozenset("\u200c\u200d")
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def _refused_character(value: str) -> str | None:
+    if value.isascii() and value.isprintable():  # the common case, without a per-character lookup
+        return None
+    for char in value:
+        if char not in _JOINERS and unicodedata.category(char) in _REFUSED_CATEGORIES:
+            return char
+    return None
+
+
+def clean_text(value: object, field: str, limit: int) -> str:
+    """One line of subscriber-supplied text made safe to store, print and put into a message: NFKC (so
+    look-alike compatibility forms of one name are one name), trimmed, no control or format characters, at
+    most `limit` characters. Raises PublisherError naming the field."""
+    if not isinstance(value, str):
+        raise PublisherError(f"must be text, not {type(value).__name__}", field=field)
+    text = unicodedata.normalize("NFKC", value).strip()
+    bad = _refused_character(text)
+    if bad is not None:
+        raise PublisherError(f"contains the control character U+{ord(bad):04X}", field=field,
+                             hint="line breaks, tabs, escape codes and invisible or direction-changing "
+                                  "characters are not allowed")
+    if len(text) > limit:
+        raise PublisherError(f"is {len(text)} characters long; at most {limit} are allowed", field=field)
+    return text
+
+
+def clean_tags(tags: Iterable[object]) -> tuple[str, ...]:
+    cleaned = []
+    for tag in tags:
+        text = clean_text(tag, "tags", TAG_MAX)
+        if ";" in text:  # the CSV format separates tags with ";"
+            raise PublisherError(f"tag {text!r} contains ';'", field="tags", hint="';' separates tags in CSV files")
+        if text:
+            cleaned.append(text)
+    unique = tuple(dict.fromkeys(cleaned))
+    if len(unique) > TAGS_MAX:
+        raise PublisherError(f"{len(unique)} tags; at most {TAGS_MAX} are allowed", field="tags")
+    return unique
+
+
+def validate_subscriber(subscriber: Subscriber, *, test_domains: bool = False) -> Subscriber:
+    """The one check of everything a subscriber (or an import) supplies, at every entry into a store: the
+    address normalized, the name and tags cleaned (see `clean_text`), the status known. Raises PublisherError
+    naming the field.
+
+    The stores pass `test_domains`: their check is about what may be stored safely, and test and staging setups
+    keep subscribers on the reserved `.test` domain; the commands, the import and the endpoint refuse it as
+    undeliverable before the store is reached."""
+    try:
+        email = normalize_email(subscriber.email if isinstance(subscriber.email, str) else "",
+                                test_domains=test_domains)
+    except ValueError as exc:
+        raise PublisherError(str(exc), field="email") from None
+    if subscriber.status not in STATUSES:
+        raise PublisherError(f"unknown status {subscriber.status!r}", field="status",
+                             hint=f"one of {', '.join(STATUSES)}")
+    return Subscriber(email, clean_text(subscriber.name, "name", NAME_MAX), subscriber.status,
+                      clean_tags(subscriber.tags), subscriber.created, subscriber.changed)
+
+
+def printable(text: str) -> str:
+    """`text` for a terminal: control and format characters shown escaped (`\\x1b`, `\\u202e`), so a stored
+    name cannot move the cursor, recolour or rewrite what the user sees."""
+    if _refused_character(text) is None:
+        return text
+    return "".join(c.encode("unicode_escape").decode("ascii") if c not in _JOINERS
+                   and unicodedata.category(c) in _REFUSED_CATEGORIES else c for c in text)
 
 
 class Store(Protocol):
@@ -74,14 +165,24 @@ class Store(Protocol):
     def count(self, status: str | None = None) -> int: ...
 
 
-def _merge(old: Subscriber | None, new: Subscriber, reactivate: bool) -> tuple[Subscriber, str]:
+def _merge(old: Subscriber | None, new: Subscriber, reactivate: bool, *,
+           validated: bool = False) -> tuple[Subscriber, str]:
     """The record after an upsert, and what happened: added, updated, unchanged, or kept (an unsubscribed,
-    bounced or complained address keeps that status unless `reactivate`)."""
+    bounced or complained address keeps that status unless `reactivate`).
+
+    Every store's upsert comes through here, so this is where subscriber-supplied values are validated
+    (`validated`: the caller already did)."""
+    if not validated:
+        new = validate_subscriber(new, test_domains=True)
     if old is None:
         return new, "added"
     kept = old.status in SUPPRESSED and new.status not in SUPPRESSED and not reactivate
-    merged = Subscriber(old.email, new.name or old.name, old.status if kept else new.status,
-                        tuple(dict.fromkeys(old.tags + new.tags)), old.created, old.changed)
+    tags = tuple(dict.fromkeys(old.tags + new.tags))
+    if len(tags) > TAGS_MAX:
+        raise PublisherError(f"{new.email} would have {len(tags)} tags; at most {TAGS_MAX} are allowed",
+                             field="tags")
+    merged = Subscriber(old.email, new.name or old.name, old.status if kept else new.status, tags, old.created,
+                        old.changed)
     if (merged.name, merged.status, merged.tags) == (old.name, old.status, old.tags):
         return old, "kept" if kept else "unchanged"
     return merged, "kept" if kept else "updated"
@@ -90,16 +191,42 @@ def _merge(old: Subscriber | None, new: Subscriber, reactivate: bool) -> tuple[S
 # ---- SQLite ----
 
 
-def connect(path: Path) -> sqlite3.Connection:
+_CORRUPT = (11, 26)  # SQLITE_CORRUPT ("database disk image is malformed"), SQLITE_NOTADB ("file is not a database")
+
+
+@contextlib.contextmanager
+def database_errors(path: Path, shown: str | Path | None = None) -> Iterator[None]:
+    """A damaged database file as one clear user error instead of a traceback. Other database errors (a lock,
+    a full disk) pass through as they are."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) not in _CORRUPT:
+            raise
+        raise PublisherError(f"is damaged and cannot be read ({exc})", file=shown or relpath(path, Path.cwd()),
+                             hint="restore it from a backup (a copy of the file and its -wal file); publisher "
+                                  "does not repair or replace it") from None
+
+
+def connect(path: Path, shown: str | Path | None = None) -> sqlite3.Connection:
     """The newsletter's database: WAL (readers never block the writer), a busy timeout instead of "database is
-    locked", and synchronous=NORMAL (a committed row survives a killed process)."""
+    locked", and synchronous=NORMAL (a committed row survives a killed process). `shown`: the path as errors
+    name it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA busy_timeout=30000")
-    db.execute("PRAGMA foreign_keys=ON")
-    db.execute("CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+    # SQLite reads the file's header (and checks its size against it) on the first statement: a file that is
+    # not a database, or a truncated one, fails here, before any command has done anything.
+    try:
+        with database_errors(path, shown):
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, "
+                       "version INTEGER NOT NULL)")
+    except BaseException:
+        db.close()
+        raise
     return db
 
 
@@ -151,8 +278,9 @@ class SqliteStore:
     def __init__(self, path: Path, shown: str | None = None) -> None:
         self.path = path
         self.description = shown or str(path)
-        self.db = connect(path)
-        migrate(self.db, "subscribers", SCHEMA_VERSION, SUBSCRIBER_TABLES)
+        self.db = connect(path, self.description)
+        with database_errors(path, self.description):
+            migrate(self.db, "subscribers", SCHEMA_VERSION, SUBSCRIBER_TABLES)
 
     def close(self) -> None:
         self.db.close()
@@ -164,16 +292,19 @@ class SqliteStore:
     _COLUMNS = "email, name, status, tags, created_at, changed_at"
 
     def get(self, email: str) -> Subscriber | None:
-        row = self.db.execute(f"SELECT {self._COLUMNS} FROM subscribers WHERE email = ?", (email,)).fetchone()
+        with database_errors(self.path, self.description):
+            row = self.db.execute(f"SELECT {self._COLUMNS} FROM subscribers WHERE email = ?", (email,)).fetchone()
         return self._row(row) if row else None
 
     def upsert(self, subscriber: Subscriber, *, reactivate: bool = False) -> str:
-        with write_transaction(self.db):
+        # Before the lookup, which needs the normalized address.
+        subscriber = validate_subscriber(subscriber, test_domains=True)
+        with database_errors(self.path, self.description), write_transaction(self.db):
             return self._upsert(subscriber, reactivate)
 
     def _upsert(self, subscriber: Subscriber, reactivate: bool) -> str:
         old = self.get(subscriber.email)
-        merged, verdict = _merge(old, subscriber, reactivate)
+        merged, verdict = _merge(old, subscriber, reactivate, validated=True)
         stamp = now_text()
         if verdict == "added":
             self.db.execute("INSERT INTO subscribers (email, name, status, tags, created_at, changed_at) "
@@ -189,9 +320,9 @@ class SqliteStore:
     def upsert_many(self, subscribers: Iterable[Subscriber], *, reactivate: bool = False) -> dict[str, int]:
         """Many upserts in one transaction (an import of 100,000 rows takes seconds, not minutes)."""
         counts: dict[str, int] = {}
-        with write_transaction(self.db):
+        with database_errors(self.path, self.description), write_transaction(self.db):
             for subscriber in subscribers:
-                verdict = self._upsert(subscriber, reactivate)
+                verdict = self._upsert(validate_subscriber(subscriber, test_domains=True), reactivate)
                 counts[verdict] = counts.get(verdict, 0) + 1
         return counts
 
@@ -217,8 +348,9 @@ class SqliteStore:
         while True:
             where = "id > ?" + (" AND status = ?" if status else "")
             args: tuple[object, ...] = (last, status) if status else (last,)
-            rows = self.db.execute(f"SELECT id, {self._COLUMNS} FROM subscribers WHERE {where} ORDER BY id LIMIT 1000",
-                                   args).fetchall()
+            with database_errors(self.path, self.description):
+                rows = self.db.execute(f"SELECT id, {self._COLUMNS} FROM subscribers WHERE {where} ORDER BY id "
+                                       "LIMIT 1000", args).fetchall()
             if not rows:
                 return
             for row in rows:
@@ -226,9 +358,11 @@ class SqliteStore:
             last = rows[-1][0]
 
     def count(self, status: str | None = None) -> int:
-        if status:
-            return int(self.db.execute("SELECT count(*) FROM subscribers WHERE status = ?", (status,)).fetchone()[0])
-        return int(self.db.execute("SELECT count(*) FROM subscribers").fetchone()[0])
+        with database_errors(self.path, self.description):
+            if status:
+                return int(self.db.execute("SELECT count(*) FROM subscribers WHERE status = ?",
+                                           (status,)).fetchone()[0])
+            return int(self.db.execute("SELECT count(*) FROM subscribers").fetchone()[0])
 
 
 def open_store(config: Config) -> Store:
@@ -244,6 +378,21 @@ def open_store(config: Config) -> Store:
 
 CSV_FIELDS = ("email", "name", "status", "tags", "created", "changed")
 
+# CSV injection (OWASP): a spreadsheet runs a cell that starts with one of these as a formula, so an export
+# writes such a cell with a leading "'" (which spreadsheets show as "text", not as part of the value). A cell
+# that starts with "'" itself gets one too, so that an import can undo exactly this: it drops one leading "'"
+# before a trigger character or another "'", and `export` then `import` gives back the same values. A
+# hand-written "'abc" stays as it is.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA_START + ("'",)) else value
+
+
+def _csv_value(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_START + ("'",)) else cell
+
 
 def read_csv(path: Path, *, status: str = "active") -> tuple[list[Subscriber], list[Problem]]:
     """Subscribers from a CSV file with a header row (email required; name, status, tags optional; tags
@@ -256,7 +405,9 @@ def read_csv(path: Path, *, status: str = "active") -> tuple[list[Subscriber], l
                              hint="save the file as UTF-8 (Excel: CSV UTF-8)") from None
     except OSError as exc:
         raise PublisherError(f"cannot be read: {exc.strerror}", file=shown) from None
-    reader = csv.DictReader(text.splitlines())
+    # The csv module, not str.splitlines(), finds the rows: a quoted cell keeps its line breaks (and is refused
+    # for them below) instead of being silently joined, and U+2028 or a form feed does not split a row.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     columns = [c.strip().lower() for c in (reader.fieldnames or [])]
     if "email" not in columns:
         raise PublisherError("has no 'email' column", file=shown, line=1,
@@ -267,21 +418,20 @@ def read_csv(path: Path, *, status: str = "active") -> tuple[list[Subscriber], l
     seen: set[str] = set()
     for row in reader:
         line = reader.line_num
+        cells = {k: _csv_value(v) for k, v in row.items() if isinstance(k, str) and isinstance(v, str)}
+        row_status = (cells.get("status") or status).strip().lower()
+        tags = [t for t in (cells.get("tags") or "").split(";") if t.strip()]
         try:
-            email = normalize_email(row.get("email") or "")
-        except ValueError as exc:
-            problems.append(Problem(str(exc), file=shown, line=line, field="email"))
+            subscriber = validate_subscriber(Subscriber(cells.get("email") or "", cells.get("name") or "",
+                                                        row_status, tuple(tags)))
+        except PublisherError as exc:
+            problems.extend(Problem(p.message, file=shown, line=line, field=p.field, hint=p.hint)
+                            for p in exc.problems)
             continue
-        row_status = (row.get("status") or status).strip().lower()
-        if row_status not in STATUSES:
-            problems.append(Problem(f"unknown status {row_status!r}", file=shown, line=line, field="status",
-                                    hint=f"one of {', '.join(STATUSES)}"))
+        if subscriber.email in seen:
             continue
-        if email in seen:
-            continue
-        seen.add(email)
-        tags = tuple(t.strip() for t in (row.get("tags") or "").split(";") if t.strip())
-        good.append(Subscriber(email, (row.get("name") or "").strip(), row_status, tags))
+        seen.add(subscriber.email)
+        good.append(subscriber)
     return good, problems
 
 
@@ -292,7 +442,8 @@ def write_csv(subscribers: Iterable[Subscriber], path: Path) -> int:
         writer = csv.writer(fh)
         writer.writerow(CSV_FIELDS)
         for s in subscribers:
-            writer.writerow([s.email, s.name, s.status, ";".join(s.tags), s.created, s.changed])
+            writer.writerow([_csv_cell(v) for v in (s.email, s.name, s.status, ";".join(s.tags), s.created,
+                                                     s.changed)])
             count += 1
     tmp.replace(path)
     return count

@@ -4,47 +4,76 @@ A static site cannot take a sign-up or an unsubscribe click, so this is the one 
 (behind a reverse proxy, or on AWS Lambda with the SES contact-list store).
 - POST /subscribe (form or JSON: email, name): double opt-in. The address is stored `unconfirmed` and gets a
   confirmation link; the answer is the same whether the address was known or not (no list enumeration).
-- GET /confirm?token=...: a signed, expiring token makes the subscriber `active`; idempotent.
-- GET /unsubscribe?token=...: a page with one button. POST with `List-Unsubscribe=One-Click` (RFC 8058, what
-  Gmail and Yahoo send) unsubscribes at once, with no page.
-- Abuse: per-IP and per-address rate limits on /subscribe, a honeypot field, a body size limit, redirects only
-  into the site, CORS only for the site, security headers on every answer.
+  The answer comes before any work on the address: the store lookup and the confirmation email run on one
+  background worker thread (`ConfirmationWorker`), so a known and an unknown address take the same time too.
+- GET (and HEAD) /confirm?token=...: a page with one button; POST /confirm?token=... makes an `unconfirmed`
+  subscriber `active` (idempotent). The token is bound to the record as it was when the email went out, so an
+  unsubscribe (or a new sign-up) voids it: unsubscribing wins.
+- GET (and HEAD) /unsubscribe?token=...: a page with one button. POST with `List-Unsubscribe=One-Click` (RFC
+  8058, what Gmail and Yahoo send) unsubscribes at once, with no page.
+  GET and HEAD never change anything: mail scanners open (and HEAD) every link in a message.
+- Abuse: per-IP and per-address rate limits on /subscribe, a honeypot field, a body size limit and read timeout,
+  redirects only into the site, CORS only for the site, security headers on every answer (404, 405 and 500 too),
+  tokens kept out of the access log, and (`serve`) limits on connections and on slow request headers.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import contextlib
+import copy
+import hashlib
 import html
 import json
 import logging
+import queue
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from urllib.parse import parse_qs, urlsplit
 
+import uvicorn
+import uvicorn.config
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from . import clock as clock_mod
 from .config import Config
 from .emails import Sender, sender_of, strings_for
 from .errors import PublisherError
-from .subscribers import SUPPRESSED, Store, Subscriber, normalize_email, open_store
+from .subscribers import SUPPRESSED, Store, Subscriber, normalize_email, open_store, validate_subscriber
 from .themes import load_theme
-from .tokens import InvalidToken, make_token, secret_from_env, verify_token
+from .tokens import InvalidToken, TokenData, make_token, secret_from_env, verify_token
 from .transports import Transport, TransportError, transport_for
 
 log = logging.getLogger(__name__)
 
 HONEYPOT = "website"  # a field people never see and bots fill in
+# Limits on slow or many clients. Not settings: a proxy in front (deploy/nginx) is where to tune them.
+BODY_TIMEOUT = 10.0  # seconds for a request body to arrive once its headers are in
+HEADER_TIMEOUT = 10.0  # seconds for a request line and headers, from the connection's start or the last response
+TIMEOUT_KEEP_ALIVE = 5  # seconds an idle kept-alive connection stays open
+LIMIT_CONCURRENCY = 200  # connections and requests at once; more get 503 (leaves file descriptors to spare)
+BACKLOG = 256
+MAX_HEADER_BYTES = 8 * 1024  # request line and headers (tokens are well under 1 KB)
+# On SIGTERM: first the requests in flight, then the queued confirmations (together under systemd's 30 s).
+GRACEFUL_TIMEOUT = 10
+SHUTDOWN_TIMEOUT = 15.0
+
 TEXT = {
     "zh": {"check": "请查收确认邮件",
            "check_body": "如果这个地址可以订阅，我们刚刚发了一封确认邮件，点击其中的链接即可完成订阅。",
@@ -52,7 +81,9 @@ TEXT = {
            "bad": "链接无效或已过期", "bad_body": "这个链接无法使用：它可能不完整、被改动过，或已经过期。",
            "unsub_q": "退订", "unsub_q_body": "点击下面的按钮，就不会再收到这份通讯。", "unsub_button": "退订",
            "unsubscribed": "已退订", "unsubscribed_body": "你不会再收到这份通讯。",
-           "slow": "请求太频繁", "slow_body": "请稍后再试。", "invalid": "地址无效", "back": "返回"},
+           "confirm_q": "确认订阅", "confirm_q_body": "点击下面的按钮，完成订阅。", "confirm_button": "确认订阅",
+           "slow": "请求太频繁", "slow_body": "请稍后再试。", "invalid": "地址无效",
+           "invalid_name": "名字无效", "invalid_name_body": "名字里有不能使用的字符，或者太长。", "back": "返回"},
     "en": {"check": "Check your inbox", "check_body": "If this address can subscribe, we have just sent it a "
            "confirmation email: click its link to finish subscribing.",
            "confirmed": "You are subscribed", "confirmed_body": "Thank you! Every new issue will reach your inbox.",
@@ -60,7 +91,10 @@ TEXT = {
            "unsub_q": "Unsubscribe", "unsub_q_body": "Press the button to stop receiving this newsletter.",
            "unsub_button": "Unsubscribe", "unsubscribed": "You are unsubscribed",
            "unsubscribed_body": "You will not receive this newsletter again.", "slow": "Too many requests",
-           "slow_body": "Please try again later.", "invalid": "Invalid address", "back": "Back"},
+           "slow_body": "Please try again later.", "invalid": "Invalid address",
+           "confirm_q": "Confirm your subscription", "confirm_q_body": "Press the button to finish subscribing.",
+           "confirm_button": "Confirm", "invalid_name": "Invalid name",
+           "invalid_name_body": "The name has characters that cannot be used, or is too long.", "back": "Back"},
 }
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
@@ -97,6 +131,97 @@ class RateLimiter:
             return True
 
 
+class ConfirmationWorker:
+    """One background thread that runs the queued sign-ups in order (store lookup, confirmation email).
+
+    The request only queues: its answer cannot depend on whether the address was known, or on how slow the mail
+    server is. A job that raises is logged with its traceback and the worker goes on; if the thread itself dies,
+    that is logged and the next `submit` starts a new one. `close` drains the queue and stops the thread (on
+    shutdown); `drain` waits for the queue to empty (on Lambda, before an invocation returns and is frozen)."""
+
+    def __init__(self, maxsize: int = 10_000) -> None:
+        self.jobs: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize)
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def _ensure_thread(self) -> None:
+        with self.lock:
+            if self.closed or (self.thread is not None and self.thread.is_alive()):
+                return
+            if self.thread is not None:
+                log.error("subscribe: the confirmation worker had stopped; starting a new one")
+            self.thread = threading.Thread(target=self._run, name="publisher-confirmations", daemon=True)
+            self.thread.start()
+
+    def submit(self, job: Callable[[], None]) -> bool:
+        """Queue a job; False when the queue is full or the worker is closed (the caller answers "try later")."""
+        if self.closed:
+            return False
+        self._ensure_thread()
+        try:
+            self.jobs.put_nowait(job)
+        except queue.Full:
+            log.error("subscribe: %d confirmations are waiting; refusing more", self.jobs.qsize())
+            return False
+        return True
+
+    def _run(self) -> None:
+        try:
+            while True:
+                job = self.jobs.get()
+                try:
+                    if job is None:
+                        return
+                    try:
+                        job()
+                    except Exception:
+                        log.exception("subscribe: a queued confirmation failed")
+                finally:
+                    self.jobs.task_done()
+        except BaseException:
+            log.critical("subscribe: the confirmation worker crashed", exc_info=True)
+            raise
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until every queued job has run; False if that took longer than `timeout` seconds."""
+        if self.jobs.unfinished_tasks:
+            self._ensure_thread()
+        deadline = time.monotonic() + timeout
+        with self.jobs.all_tasks_done:
+            while self.jobs.unfinished_tasks:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self.jobs.all_tasks_done.wait(left):
+                    log.error("subscribe: %d confirmations still queued after %.0f s", self.jobs.unfinished_tasks,
+                              timeout)
+                    return False
+        return True
+
+    def close(self, timeout: float) -> bool:
+        """Run what is queued, then stop the thread; False (logged) if it did not finish within `timeout`."""
+        with self.lock:
+            self.closed = True
+            thread = self.thread
+        if thread is None or not thread.is_alive():
+            return self.jobs.unfinished_tasks == 0
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(queue.Full):  # full: the join below times out and says so
+            self.jobs.put(None, timeout=timeout)
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            log.error("subscribe: the confirmation worker did not finish within %.0f s; %d confirmations may be "
+                      "lost", timeout, self.jobs.unfinished_tasks)
+            return False
+        return True
+
+
+def record_version(subscriber: Subscriber) -> str:
+    """A short fingerprint of a record's state: it changes whenever the record does (`changed` is stamped on
+    every status change) or is deleted and added again (`created`)."""
+    digest = hashlib.sha256(f"{subscriber.created}|{subscriber.changed}|{subscriber.status}".encode()).digest()
+    return base64.urlsafe_b64encode(digest[:9]).decode("ascii")
+
+
 class Endpoint:
     def __init__(self, config: Config, *, store_factory: Callable[[], Store] | None = None,
                  transport: Transport | None = None, secret: bytes | None = None,
@@ -116,6 +241,11 @@ class Endpoint:
         self.per_address = RateLimiter(config.serve.rate_per_address, window)
         self.text = TEXT["zh" if config.site.language.lower().startswith("zh") else "en"]
         self.theme = load_theme(config)
+        self.worker = ConfirmationWorker()
+
+    def close(self, timeout: float = SHUTDOWN_TIMEOUT) -> bool:
+        """Send the confirmations still queued and stop the worker (the server is shutting down)."""
+        return self.worker.close(timeout)
 
     # ---- pages ----
 
@@ -130,6 +260,11 @@ class Endpoint:
                     f"<body><p><a href=\"{html.escape(self.config.site.url)}\">{site}</a></p>"
                     f"<h1>{html.escape(title)}</h1><p>{html.escape(body)}</p>{form}</body></html>")
         return HTMLResponse(document, status_code=status, headers=SECURITY_HEADERS)
+
+    def button(self, token: str, label: str, hidden: str = "") -> str:
+        """A form that POSTs to the same path with the same token: the only way to change anything."""
+        return (f'<form method="post" action="?token={html.escape(token)}">{hidden}'
+                f'<button type="submit">{html.escape(label)}</button></form>')
 
     def answer(self, request: Request, key: str, status: int = 200, *, json_mode: bool, next_url: str | None = None
                ) -> Response:
@@ -166,16 +301,21 @@ class Endpoint:
         return request.client.host if request.client else "unknown"
 
     async def body(self, request: Request) -> dict[str, str] | None:
-        """The form or JSON body, or None when it is over the size limit."""
+        """The form or JSON body, or None when it is over the size limit. A body that trickles in slower than
+        BODY_TIMEOUT is a 408: a slow client must not hold a connection and a task for ever."""
         limit = self.config.serve.max_body
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             return None
         data = b""
-        async for chunk in request.stream():
-            data += chunk
-            if len(data) > limit:
-                return None
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT):
+                async for chunk in request.stream():
+                    data += chunk
+                    if len(data) > limit:
+                        return None
+        except TimeoutError:
+            raise HTTPException(408) from None
         kind = request.headers.get("content-type", "")
         if kind.startswith("application/json"):
             try:
@@ -205,10 +345,16 @@ class Endpoint:
             address = normalize_email(fields.get("email", ""))
         except ValueError:
             return self.answer(request, "invalid", 400, json_mode=json_mode)
+        try:  # the stores' own check of what a subscriber supplies, before anything is queued (same for everyone)
+            subscriber = validate_subscriber(Subscriber(address, fields.get("name", ""), "unconfirmed"))
+        except (ValueError, PublisherError) as exc:
+            log.info("subscribe: refused: %s", exc)
+            field = exc.problems[0].field if isinstance(exc, PublisherError) else None
+            return self.answer(request, "invalid" if field == "email" else "invalid_name", 400, json_mode=json_mode)
         if not self.per_address.allow(address):
             return self.answer(request, "slow", 429, json_mode=json_mode)
-        name = fields.get("name", "").strip()[:100]
-        await run_in_threadpool(self._subscribe, address, name)
+        if not self.worker.submit(lambda: self._subscribe(subscriber)):
+            return self.answer(request, "slow", 503, json_mode=json_mode)
         return self.answer(request, "check", json_mode=json_mode, next_url=next_url)
 
     @contextlib.contextmanager
@@ -222,18 +368,25 @@ class Endpoint:
             if close:
                 close()
 
-    def _subscribe(self, address: str, name: str) -> None:
+    def _subscribe(self, subscriber: Subscriber) -> None:
+        """On the worker thread: store the sign-up and send the confirmation (nothing for an active address)."""
+        address = subscriber.email
         with self.store() as store:
             current = store.get(address)
             if current is not None and current.status in ("active", "bounced", "complained"):
-                return  # nothing to confirm; the answer does not tell
+                return  # nothing to confirm; the answer did not tell
             if current is None:
-                store.upsert(Subscriber(address, name, "unconfirmed"))
-            self._send_confirmation(address, name or (current.name if current else ""))
+                store.upsert(subscriber)
+            elif current.status == "unsubscribed":
+                store.set_status(address, "unconfirmed")  # signing up again starts over: a new confirmation
+            record = store.get(address)
+        if record is None or record.status != "unconfirmed":
+            return  # removed or changed meanwhile
+        self._send_confirmation(address, subscriber.name or record.name, record_version(record))
 
-    def _send_confirmation(self, address: str, name: str) -> None:
+    def _send_confirmation(self, address: str, name: str, version: str) -> None:
         expires = int(self.clock() + self.config.serve.confirm_within.total_seconds())
-        token = make_token(self.secret, "confirm", address, self.sender.list_id, expires=expires)
+        token = make_token(self.secret, "confirm", address, self.sender.list_id, expires=expires, version=version)
         link = f"{self.base}confirm?token={token}"
         strings = strings_for(self.config.site.language)
         context = {"site": {"title": self.config.site.title, "url": self.config.site.url,
@@ -258,70 +411,209 @@ class Endpoint:
         except TransportError as exc:
             log.error("subscribe: the confirmation to %s failed: %s", address, exc)
 
-    async def confirm(self, request: Request) -> Response:
+    def _verify(self, request: Request, purpose: str, **kwargs: float) -> tuple[str, TokenData | None]:
+        token = request.query_params.get("token", "")
         try:
-            data = verify_token(self.secret, request.query_params.get("token", ""), "confirm",
-                                list_id=self.sender.list_id, now=self.clock())
+            return token, verify_token(self.secret, token, purpose, list_id=self.sender.list_id, **kwargs)
         except InvalidToken:
+            return token, None
+
+    async def confirm(self, request: Request) -> Response:
+        """GET and HEAD show a button (and change nothing); POST confirms."""
+        token, data = self._verify(request, "confirm", now=self.clock())
+        if data is None:
             return self.page(self.text["bad"], self.text["bad_body"], 400)
-        ok = await run_in_threadpool(self._set, data.email, "active", ("unconfirmed", "unsubscribed", "active"))
-        if not ok:
+        if request.method != "POST":
+            state = await run_in_threadpool(self._confirmable, data)
+            if state == "active":
+                return self.page(self.text["confirmed"], self.text["confirmed_body"])
+            if state is None:
+                return self.page(self.text["bad"], self.text["bad_body"], 400)
+            return self.page(self.text["confirm_q"], self.text["confirm_q_body"],
+                             form=self.button(token, self.text["confirm_button"]))
+        if not await run_in_threadpool(self._confirm, data):
             return self.page(self.text["bad"], self.text["bad_body"], 400)
         return self.page(self.text["confirmed"], self.text["confirmed_body"])
 
+    @staticmethod
+    def _state(current: Subscriber | None, data: TokenData) -> str | None:
+        """"active" (confirmed already: a second click is fine), "unconfirmed" (this token may confirm it), or
+        None: no such subscriber, unsubscribed (unsubscribing wins), or the record changed since the token was
+        issued (a token from before an unsubscribe never confirms the sign-up after it)."""
+        if current is None:
+            return None
+        if current.status == "active":
+            return "active"
+        if current.status == "unconfirmed" and data.version == record_version(current):
+            return "unconfirmed"
+        return None
+
+    def _confirmable(self, data: TokenData) -> str | None:
+        with self.store() as store:
+            return self._state(store.get(data.email), data)
+
+    def _confirm(self, data: TokenData) -> bool:
+        with self.store() as store:
+            state = self._state(store.get(data.email), data)
+            if state == "unconfirmed":
+                store.set_status(data.email, "active")
+            return state is not None
+
     async def unsubscribe(self, request: Request) -> Response:
-        token = request.query_params.get("token", "")
-        try:
-            data = verify_token(self.secret, token, "unsubscribe", list_id=self.sender.list_id)
-        except InvalidToken:
+        """GET and HEAD show a button (and change nothing); POST unsubscribes (RFC 8058 one-click included)."""
+        token, data = self._verify(request, "unsubscribe")
+        if data is None:
             if request.method == "POST":
                 return PlainTextResponse("invalid token", status_code=400, headers=SECURITY_HEADERS)
             return self.page(self.text["bad"], self.text["bad_body"], 400)
-        if request.method == "GET":
-            form = (f'<form method="post" action="?token={html.escape(token)}"><input type="hidden" name="confirm" '
-                    f'value="1"><button type="submit">{html.escape(self.text["unsub_button"])}</button></form>')
-            return self.page(self.text["unsub_q"], self.text["unsub_q_body"], form=form)
+        if request.method != "POST":
+            hidden = '<input type="hidden" name="confirm" value="1">'
+            return self.page(self.text["unsub_q"], self.text["unsub_q_body"],
+                             form=self.button(token, self.text["unsub_button"], hidden))
         fields = await self.body(request)
         if fields is None:
             return PlainTextResponse("too large", status_code=413, headers=SECURITY_HEADERS)
-        await run_in_threadpool(self._set, data.email, "unsubscribed", None)
+        await run_in_threadpool(self._unsubscribe, data.email)
         if fields.get("List-Unsubscribe") == "One-Click":
             return PlainTextResponse("unsubscribed", headers=SECURITY_HEADERS)  # RFC 8058: no page needed
         return self.page(self.text["unsubscribed"], self.text["unsubscribed_body"])
 
-    def _set(self, email: str, status: str, only_from: tuple[str, ...] | None) -> bool:
+    def _unsubscribe(self, email: str) -> None:
         with self.store() as store:
             current = store.get(email)
-            if current is None:
-                return status == "unsubscribed"  # nothing to unsubscribe: fine; nothing to confirm: not fine
-            if only_from is not None and current.status not in only_from:
-                return False
-            if current.status != status and not (status == "unsubscribed" and current.status in SUPPRESSED):
-                store.set_status(email, status)
-            return True
+            if current is not None and current.status not in SUPPRESSED:
+                store.set_status(email, "unsubscribed")
+
+
+class SecurityHeaders:
+    """Adds the security headers to every response the app sends (404 and 405 from the router included) that
+    does not set them itself. The 500 page comes from Starlette's outermost middleware, so it sets them itself."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(config: Config, **kwargs: object) -> Starlette:
     endpoint = Endpoint(config, **kwargs)  # type: ignore[arg-type]
 
-    async def not_found(request: Request, exc: Exception) -> Response:
-        return PlainTextResponse("not found", status_code=404, headers=SECURITY_HEADERS)
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        text = "not found" if exc.status_code == 404 else exc.detail
+        return PlainTextResponse(text, status_code=exc.status_code, headers={**SECURITY_HEADERS, **(exc.headers or {})})
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        return PlainTextResponse("internal error", status_code=500, headers=SECURITY_HEADERS)  # uvicorn logs exc
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(endpoint.close, SHUTDOWN_TIMEOUT)
 
     app = Starlette(routes=[
         Route("/subscribe", endpoint.subscribe, methods=["POST", "OPTIONS"]),
-        Route("/confirm", endpoint.confirm, methods=["GET"]),
+        Route("/confirm", endpoint.confirm, methods=["GET", "POST"]),
         Route("/unsubscribe", endpoint.unsubscribe, methods=["GET", "POST"]),
-    ], exception_handlers={404: not_found})
+    ], middleware=[Middleware(SecurityHeaders)], exception_handlers={HTTPException: http_error,
+                                                                      Exception: server_error},
+        lifespan=lifespan)
     app.state.endpoint = endpoint
     return app
 
 
-def serve(config: Config, host: str | None = None, port: int | None = None) -> None:
-    import uvicorn
+# ---- the server (`publisher serve`) ----
 
-    try:
-        app = create_app(config)
-    except PublisherError:
-        raise
-    uvicorn.run(app, host=host or config.serve.host, port=port or config.serve.port, log_level="info",
-                proxy_headers=config.serve.trust_proxy, server_header=False)
+
+class QuerylessAccessLog(logging.Filter):
+    """uvicorn's access log writes each request's path with its query string, and /confirm?token=... and
+    /unsubscribe?token=... carry a working token naming the address: log the path only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(arg.split("?", 1)[0] if isinstance(arg, str) and arg.startswith("/") else arg
+                                for arg in record.args)
+        return True
+
+
+class HeaderDeadlineProtocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for a request's line and headers, which uvicorn does not have: a
+    connection that sends nothing (or a byte a minute) would otherwise stay open for ever, and about a thousand of
+    them use up the process's file descriptors. The deadline runs from the connection's start and from the end of
+    each response; once a request's headers are in, the body has BODY_TIMEOUT (in `Endpoint.body`)."""
+
+    header_timeout = HEADER_TIMEOUT
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._start_deadline()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._in_request():
+            self._stop_deadline()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self._in_request() and not self.transport.is_closing():
+            self._start_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_deadline()
+        super().connection_lost(exc)
+
+    def _in_request(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def _start_deadline(self) -> None:
+        self._stop_deadline()
+        self._deadline = self.loop.call_later(self.header_timeout, self._too_slow)
+
+    def _stop_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if not self._in_request() and not self.transport.is_closing():
+            self.transport.close()
+
+
+def server_config(config: Config, app: ASGIApp, host: str | None = None, port: int | None = None, *,
+                  header_timeout: float = HEADER_TIMEOUT) -> uvicorn.Config:
+    """How `serve` runs the app: bounded connections and waits, and no tokens in the access log. Still meant
+    to sit behind a reverse proxy (deploy/nginx/publisher-serve.conf), which buffers slow clients and does TLS."""
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config.setdefault("filters", {})["publisher_queryless"] = {"()": QuerylessAccessLog}
+    log_config["loggers"]["uvicorn.access"]["filters"] = ["publisher_queryless"]
+    protocol = type("HeaderDeadlineProtocol", (HeaderDeadlineProtocol,), {"header_timeout": header_timeout})
+    return uvicorn.Config(app, host=host or config.serve.host, port=port or config.serve.port, log_level="info",
+                          log_config=log_config, proxy_headers=config.serve.trust_proxy, server_header=False,
+                          http=protocol, limit_concurrency=LIMIT_CONCURRENCY, backlog=BACKLOG,
+                          timeout_keep_alive=TIMEOUT_KEEP_ALIVE, timeout_graceful_shutdown=GRACEFUL_TIMEOUT,
+                          h11_max_incomplete_event_size=MAX_HEADER_BYTES)
+
+
+def serve(config: Config, host: str | None = None, port: int | None = None) -> None:
+    app = create_app(config)
+    settings = server_config(config, app, host, port)
+    server = uvicorn.Server(settings)
+    server.run()
+    if not server.started:  # uvicorn has logged why (the port is taken, the address is not ours, ...)
+        raise PublisherError(f"could not listen on {settings.host}:{settings.port}",
+                             hint="see the message above; --host and --port (or [serve] host, port) choose another")

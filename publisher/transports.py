@@ -2,8 +2,11 @@
 
 A transport only sends; the sending loop owns retries, rate and the ledger. It tells the loop what a failure
 means by the exception it raises:
-- `TransientError`: try again later (throttling, 4xx/5xx "try later", a connection that could not be made or
-  broke before the message was handed over);
+- `TransientError`: try again later (throttling, 4xx/5xx "try later", a connection that broke before the
+  message was handed over);
+- `UnavailableError` (a `TransientError`): the service cannot be reached at all (no connection, a full outbox
+  disk): not the recipient's fault, so it costs no attempt; the loop pauses, and stops with the rest pending if
+  the service stays away;
 - `PermanentError`: this address will never take this message (rejected recipient);
 - `UncertainError`: the request went out and no answer came back (a read timeout, a connection closed before
   the answer): it may have been sent, so it must not be retried silently;
@@ -20,6 +23,7 @@ fatal; any other 4xx is permanent (for instance, in the sandbox, an unverified r
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -44,6 +48,14 @@ class TransportError(Exception):
 
 class TransientError(TransportError):
     pass
+
+
+class UnavailableError(TransientError):
+    """Transient, and not about this recipient: the transport cannot take any message right now (no connection
+    to the relay or to SES could be made, the outbox disk is full). The loop pauses the whole run instead of
+    counting an attempt against the recipient, and stops with the rest pending if it lasts. Raise sites:
+    `OutboxTransport.send` (a full disk); to be used by `SmtpTransport._connection` ("cannot connect") and
+    `SesTransport.send` (botocore's ConnectionError: "cannot reach SES")."""
 
 
 class PermanentError(TransportError):
@@ -72,18 +84,28 @@ class Transport(Protocol):
 
 class OutboxTransport:
     """Writes each message to `outbox/<slug>/<n>.eml` (n: its place in the audience). A second copy of the same
-    message, for instance after a resend of uncertain rows, gets `<n>.2.eml`, so a duplicate is visible."""
+    message, for instance after a resend of uncertain rows, gets `<n>.2.eml`, so a duplicate is visible.
+
+    A message is written whole to a hidden temp file and then linked to its name, so an `.eml` is always
+    complete: a write that fails (disk full) delivered nothing. Nothing in an outbox write depends on the
+    recipient, so a failure is never one recipient's: a full disk (space may be freed) is `UnavailableError`,
+    anything else (permissions, a read-only or vanished folder) is `FatalError`; both leave the rows pending."""
 
     name = "outbox"
+    FULL = (errno.ENOSPC, errno.EDQUOT)
 
     def __init__(self, folder: Path, slug: str) -> None:
         self.folder = folder / slug
         self.folder.mkdir(parents=True, exist_ok=True)
 
+    def _write(self, path: Path, data: bytes) -> None:
+        # A method of its own so a test can fill the disk: no real part in a test run can.
+        path.write_bytes(data)
+
     def send(self, message: bytes, *, sender: str, recipient: str, message_id: str, number: int) -> str:
         tmp = self.folder / f".{number}.{threading.get_ident()}.tmp"
-        tmp.write_bytes(message)
         try:
+            self._write(tmp, message)
             copy = 1
             while True:
                 name = f"{number}.eml" if copy == 1 else f"{number}.{copy}.eml"
@@ -92,8 +114,13 @@ class OutboxTransport:
                     return message_id
                 except FileExistsError:
                     copy += 1
+        except OSError as exc:
+            if exc.errno in self.FULL:
+                raise UnavailableError(f"the outbox {self.folder} is full: {exc.strerror}") from None
+            raise FatalError(f"cannot write to the outbox {self.folder}: {exc}") from None
         finally:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # once linked, the message is out: a stray temp file must not undo it
+                tmp.unlink(missing_ok=True)
 
     def default_rate(self) -> float | None:
         return None
@@ -173,7 +200,7 @@ class SmtpTransport:
             raise FatalError(f"the SMTP server does not support {s.security.upper()}: {exc}") from None
         except (OSError, smtplib.SMTPException) as exc:
             _close(conn)
-            raise TransientError(f"cannot connect to {s.host}:{s.port}: {exc}") from None
+            raise UnavailableError(f"cannot connect to {s.host}:{s.port}: {exc}") from None
         self._local.conn = conn
         with self._lock:
             self._all.append(conn)
@@ -297,7 +324,7 @@ class SesTransport:
         except NoCredentialsError:
             raise FatalError("no AWS credentials for SES (set AWS_PROFILE or AWS_ACCESS_KEY_ID...)") from None
         except BotoConnectionError as exc:  # no connection was made (refused, connect timeout, TLS, proxy)
-            raise TransientError(f"cannot reach SES: {exc}") from None
+            raise UnavailableError(f"cannot reach SES: {exc}") from None
         except HTTPClientError as exc:  # the request went out: read timeout, connection closed before the answer
             raise UncertainError(f"no answer from SES after sending: {exc}") from None
 

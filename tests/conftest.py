@@ -59,6 +59,19 @@ class Newsletter:
         return load_config(self.root, environ={})
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache_key_outside_home(tmp_path_factory: pytest.TempPathFactory):
+    """The render cache's key (made on first use) goes to a temp folder, not the real ~/.cache/publisher/."""
+    import os
+
+    key = tmp_path_factory.mktemp("cache-key") / "cache-key"
+    before = os.environ.get("PUBLISHER_CACHE_KEY_FILE")
+    os.environ.setdefault("PUBLISHER_CACHE_KEY_FILE", str(key))
+    yield
+    if before is None:
+        os.environ.pop("PUBLISHER_CACHE_KEY_FILE", None)
+
+
 @pytest.fixture
 def newsletter(tmp_path: Path) -> Newsletter:
     n = Newsletter(tmp_path / "news")

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
-import pytest
-from conftest import NOW
+import json
+import os
+import shutil
+import subprocess
+import sys
 
-from publisher.build import MARK, RenderCache, build, render
+import pytest
+from conftest import NOW, REPO
+from waiting import Lines, wait_for
+
+from publisher.build import CACHE_DIR, LOCK_FILE, MARK, build, render
+from publisher.cache import RenderCache
 from publisher.content import load_issues
 from publisher.errors import PublisherError
+
+
+@pytest.fixture(autouse=True)
+def cache_key(tmp_path, monkeypatch):
+    """The render cache's key in the test's own folder, not in the home folder of whoever runs the tests."""
+    path = tmp_path / "cache-key"
+    monkeypatch.setenv("PUBLISHER_CACHE_KEY_FILE", str(path))
+    return path
 
 
 def snapshot(folder):
@@ -167,6 +183,11 @@ def test_render_is_pure_and_deterministic(newsletter):
     assert not (newsletter.root / "dist").exists()  # rendering writes nothing
 
 
+def beside(root):
+    """What builds left beside dist/."""
+    return sorted(p.name for p in root.glob(".dist*"))
+
+
 def dead_pid():
     import subprocess
     import sys
@@ -189,7 +210,7 @@ def test_staging_left_by_a_killed_build_is_cleaned_up(newsletter):
     assert not stale.exists()
     assert not (newsletter.root / "dist" / "issues" / "zombie").exists()
     assert (newsletter.root / "dist" / "issues" / "b" / "index.html").exists()
-    assert [p.name for p in newsletter.root.glob(".dist*")] == []
+    assert beside(newsletter.root) == [".dist.spare"]
 
 
 def test_build_killed_between_the_two_renames_gets_its_previous_tree_back(newsletter):
@@ -236,7 +257,9 @@ def test_a_rebuild_swaps_in_a_whole_new_tree_and_links_unchanged_files(newslette
     assert (dist / "static" / "style.css").stat().st_ino == kept.st_ino  # ...holding the unchanged files
     assert (dist / "static" / "style.css").stat().st_mtime_ns == kept.st_mtime_ns
     assert not (dist / "tags" / "only-b").exists() and result.removed == 5
-    assert [p.name for p in newsletter.root.glob(".dist*")] == []  # nothing left beside it
+    assert beside(newsletter.root) == [".dist.spare"]  # nothing but the previous tree, marked, kept for the next
+    assert (newsletter.root / ".dist.spare" / MARK).is_dir()
+    assert (newsletter.root / ".dist.spare" / "tags" / "only-b" / "index.html").exists()
 
 
 def test_unchanged_build_touches_nothing(newsletter):
@@ -263,7 +286,7 @@ def many_issues(newsletter, n):
 
 
 def test_parallel_render_gives_the_bytes_of_a_serial_one(newsletter):
-    from publisher.build import PARALLEL_MIN
+    from publisher.cache import PARALLEL_MIN
 
     many_issues(newsletter, 30)  # 30 pages + 30 emails + index, tag pages, feeds: over PARALLEL_MIN renders
     config = newsletter.load_config()
@@ -307,3 +330,202 @@ def test_a_swap_that_fails_halfway_puts_the_previous_tree_back(newsletter, monke
     monkeypatch.undo()
     assert snapshot(newsletter.root / "dist") == before
     assert [p.name for p in newsletter.root.glob(".dist*")] == []
+
+
+def inodes(folder):
+    return {p.relative_to(folder).as_posix(): p.stat().st_ino for p in folder.rglob("*")}
+
+
+SERIES = [  # (what a rebuild changes, the change)
+    ("edit one", lambda n: n.issue("i3.md", "title: 第3期\ndate: 2026-10-04T08:00:00\ntags: [t3, 共同]\n", "改过。\n")),
+    ("add one", lambda n: n.issue("new.md", "title: 新\ndate: 2026-10-30\ntags: [新标签]\n", "新的。\n")),
+    ("remove one", lambda n: (n.content / "i5.md").unlink()),
+    ("edit back", lambda n: many_issues(n, 4)),  # i3 as it was (and i0-i2 rewritten the same)
+    ("remove a tag", lambda n: n.issue("new.md", "title: 新\ndate: 2026-10-30\n", "新的。\n")),
+    ("nothing", lambda n: None),
+    ("edit two", lambda n: [n.issue(f"i{k}.md", f"title: 又改{k}\ndate: 2026-10-0{k + 1}T08:00:00\n") for k in (1, 2)]),
+]
+
+
+def test_rebuilds_from_the_spare_tree_equal_cold_builds(newsletter):
+    """Each rebuild makes its tree from the one the previous swap took out: through additions, removals and
+    edits back and forth, dist/ always equals a cold build, and the files no change touched are the same files
+    (inode, mtime) from the first build to the last."""
+    many_issues(newsletter, 8)
+    config = newsletter.load_config()
+    build(config, now=NOW)
+    dist = newsletter.root / "dist"
+    first = snapshot(dist)
+    for what, change in SERIES:
+        change(newsletter)
+        build(config, now=NOW)
+        build(config, now=NOW, output=newsletter.root / "cold", use_cache=False)
+        assert tree(dist) == tree(newsletter.root / "cold"), what
+        assert beside(newsletter.root) == [".dist.spare"], what
+    last = snapshot(dist)
+    untouched = ["issues/i7/email.html", "issues/i0/email.html", "static/style.css", "tags/t0/index.html"]
+    assert [p for p in untouched if first[p] != last[p]] == []
+
+
+def test_a_one_issue_change_reuses_the_spare_tree_instead_of_making_a_new_one(newsletter):
+    """The folders of untouched issues in the new dist/ are the spare's own folders (made two builds ago),
+    not new ones: the rebuild wrote what changed, not a tree of a folder per issue."""
+    many_issues(newsletter, 8)
+    config = newsletter.load_config()
+    build(config, now=NOW)
+    dist = newsletter.root / "dist"
+    made = inodes(dist)
+    for k in (1, 2):
+        newsletter.issue("i3.md", f"title: 改{k}\ndate: 2026-10-04T08:00:00\n")
+        build(config, now=NOW)
+    now = inodes(dist)
+    assert now["issues/i7"] == made["issues/i7"] and now["issues"] == made["issues"]
+    assert now["issues/i7/index.html"] == made["issues/i7/index.html"]
+    assert "改2" in (dist / "issues" / "i3" / "index.html").read_text()
+
+
+def test_a_spare_tree_is_never_trusted(newsletter):
+    """Whatever happened to the spare since, only files that are the published ones are kept from it; a spare
+    that is a link, or not marked as a build's, is neither used nor deleted."""
+    many_issues(newsletter, 3)
+    config = newsletter.load_config()
+    build(config, now=NOW)
+    newsletter.issue("i1.md", "title: 改\ndate: 2026-10-02T08:00:00\n")
+    build(config, now=NOW)
+    spare = newsletter.root / ".dist.spare"
+    for name in ("issues/i2/index.html", "index.html"):  # one a link to dist/'s file, one an old version
+        (spare / name).unlink()
+        (spare / name).write_text("planted")
+    (spare / "planted.html").write_text("planted")
+    (spare / "issues" / "i0" / "index.html").unlink()
+    (spare / "issues" / "i0" / "index.html").mkdir()  # a folder where a file goes
+    newsletter.issue("i1.md", "title: 再改\ndate: 2026-10-02T08:00:00\n")
+    build(config, now=NOW)
+    build(config, now=NOW, output=newsletter.root / "cold", use_cache=False)
+    assert tree(newsletter.root / "dist") == tree(newsletter.root / "cold")
+
+
+def test_a_spare_that_is_a_link_or_not_marked_is_neither_used_nor_deleted(newsletter):
+    many_issues(newsletter, 3)
+    config = newsletter.load_config()
+    build(config, now=NOW)
+    elsewhere = newsletter.root / "elsewhere"
+    (elsewhere / MARK).mkdir(parents=True)
+    spare = newsletter.root / ".dist.spare"
+    for k, planted in enumerate(("a link to a marked folder", "a folder without the mark")):
+        if k == 0:
+            spare.symlink_to(elsewhere)
+        else:
+            spare.mkdir()
+        (spare / "keep.txt").write_text("mine")
+        newsletter.issue("i1.md", f"title: 改{k}\ndate: 2026-10-02T08:00:00\n")
+        build(config, now=NOW)
+        assert (spare / "keep.txt").read_text() == "mine", planted
+        assert sorted(p.name for p in spare.iterdir()) == ([MARK] if k == 0 else []) + ["keep.txt"], planted
+        build(config, now=NOW, output=newsletter.root / "cold", use_cache=False)
+        assert tree(newsletter.root / "dist") == tree(newsletter.root / "cold"), planted
+        spare.unlink() if k == 0 else shutil.rmtree(spare)
+
+
+# ---- one build at a time ----
+
+HOLD = """
+import sys
+from pathlib import Path
+from publisher.build import build_lock
+with build_lock(Path(sys.argv[1]), Path(sys.argv[2])):
+    sys.stdin.readline()
+"""
+
+
+class Holder:
+    """Another process holding a build lock until `release()`: a build that is running, frozen at will."""
+
+    def __init__(self, folder, output) -> None:  # type: ignore[no-untyped-def]
+        self.lock = folder / LOCK_FILE
+        self.process = subprocess.Popen([sys.executable, "-c", HOLD, str(folder), str(output)], cwd=REPO,
+                                        stdin=subprocess.PIPE, text=True)
+        self.pid = self.process.pid
+        wait_for(lambda: self.named() == self.pid, what="the holder to take the build lock")
+
+    def named(self):  # type: ignore[no-untyped-def]
+        """The pid the lock file names, read without locking it (a probe that took it would be a build too)."""
+        try:
+            return json.loads(self.lock.read_text(encoding="utf-8")).get("pid")
+        except (OSError, ValueError):  # not there yet, or being written
+            return None
+
+    def release(self) -> None:
+        if self.process.poll() is None:
+            self.process.communicate("\n", timeout=30)
+
+
+def cli_env(cache_key):  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
+    return env | {"PUBLISHER_NOW": NOW.isoformat(), "PUBLISHER_CACHE_KEY_FILE": str(cache_key)}
+
+
+def test_a_build_waits_for_the_one_running_then_completes(newsletter, cache_key):
+    """Two real `publisher build`s start while a third build holds the lock: both say they wait and for whom,
+    neither touches dist/ until it is released, then both complete one after the other: dist/ and the cache
+    are those of a single build."""
+    many_issues(newsletter, 6)
+    config = newsletter.load_config()
+    build(config, now=NOW, output=newsletter.root / "single", use_cache=False)
+    dist = newsletter.root / "dist"
+    holder = Holder(newsletter.root / CACHE_DIR, dist)
+    command = [sys.executable, "-m", "publisher", "-C", str(newsletter.root), "build"]
+    builds = []
+    try:
+        for _ in range(2):
+            process = subprocess.Popen(command, env=cli_env(cache_key), stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True)
+            builds.append((process, Lines(process.stderr)))
+        for process, err in builds:
+            wait_for(lambda err=err: f"waiting for another build (pid {holder.pid})" in err.text,
+                     what="the build to say that it waits")
+            assert process.poll() is None
+        assert not dist.exists()  # waiting, they wrote nothing
+    finally:
+        holder.release()
+    for process, err in builds:
+        out, _ = process.communicate(timeout=120)
+        assert process.returncode == 0, err.close()
+        assert "Built 6 issues" in out and "Traceback" not in err.close()
+    assert tree(dist) == tree(newsletter.root / "single")
+    assert [p.name for p in newsletter.root.glob(".dist.*") if not p.name.endswith(".spare")] == []
+    assert build(config, now=NOW).cache_misses == 0  # the cache the two left behind is whole
+
+
+def test_a_build_gives_up_after_the_timeout_naming_the_holder(newsletter):
+    newsletter.issue("2026-11-20-a.md")
+    config = newsletter.load_config()
+    holder = Holder(newsletter.root / CACHE_DIR, newsletter.root / "dist")
+    try:
+        with pytest.raises(PublisherError) as info:
+            build(config, now=NOW, lock_timeout=0.2)
+    finally:
+        holder.release()
+    assert f"another build (pid {holder.pid}) still holds" in str(info.value)
+    assert not (newsletter.root / "dist").exists()
+    assert build(config, now=NOW, lock_timeout=0).written > 0  # released: no wait at all
+
+
+def test_the_preview_and_a_build_do_not_wait_for_each_other(newsletter):
+    """The preview builds into its own output with a cache folder of its own (preview.py), so its lock is
+    another one."""
+    newsletter.issue("2026-11-20-a.md")
+    config = newsletter.load_config()
+    preview = newsletter.root / CACHE_DIR / "preview"
+    holder = Holder(preview / "cache", preview / "site")  # a preview building
+    try:
+        assert build(config, now=NOW, lock_timeout=0).written > 0
+    finally:
+        holder.release()
+    holder = Holder(newsletter.root / CACHE_DIR, newsletter.root / "dist")  # a build of dist/
+    try:
+        result = build(config, now=NOW, drafts=True, future=True, output=preview / "site",
+                       cache_dir=preview / "cache", lock_timeout=0)
+    finally:
+        holder.release()
+    assert result.written > 0

@@ -46,6 +46,12 @@ def toml(settings: dict[str, dict[str, object]]) -> str:
                    for name, table in settings.items())
 
 
+@pytest.fixture(autouse=True)
+def cache_key(tmp_path, monkeypatch):
+    """The render cache's key in the test's own folder, not in the home folder of whoever runs the tests."""
+    monkeypatch.setenv("PUBLISHER_CACHE_KEY_FILE", str(tmp_path / "cache-key"))
+
+
 def tree(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 

@@ -301,7 +301,7 @@ def test_email_command(newsletter, run_cli, monkeypatch):
     newsletter.config(newsletter.root.joinpath("publisher.toml").read_text()
                       + '[email]\nfrom_address = "n@news.example.com"\n')
     newsletter.issue("2026-11-20-x.md", "title: 第一期\ndate: 2026-11-20\n", "第一段 [链接](https://e.com/a)。\n")
-    monkeypatch.setenv("PUBLISHER_SECRET", "s" * 32)
+    monkeypatch.setenv("PUBLISHER_SECRET", "email-command-secret-9f3K2xQ")
     root = str(newsletter.root)
     html = run_cli("-C", root, "email", "x")
     assert html.exit_code == 0 and html.stdout.startswith("<!doctype html>")

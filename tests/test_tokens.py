@@ -48,8 +48,9 @@ def test_expiry():
 
 
 def test_secret_comes_from_the_environment_and_must_be_long():
-    assert secret_from_env({"PUBLISHER_SECRET": "x" * 40}) == b"x" * 40
-    for env in ({}, {"PUBLISHER_SECRET": "short"}):
+    good = "Zq3vN8pX1rT7kL5mW2yH9cB4jF6dS0aE"  # what secrets.token_urlsafe makes
+    assert secret_from_env({"PUBLISHER_SECRET": good}) == good.encode()
+    for env in ({}, {"PUBLISHER_SECRET": "short"}, {"PUBLISHER_SECRET": "x" * 40}):  # long is not enough
         with pytest.raises(PublisherError) as info:
             secret_from_env(env)
         assert "PUBLISHER_SECRET" in str(info.value)

@@ -1,0 +1,517 @@
+"""The render cache: parsed issues and the pages, emails and feeds rendered from them, kept between builds in
+`.publisher-cache/render.log` under a hash of their inputs.
+
+That folder is not trusted. CI restores it from a cache other workflows can write, and anyone may copy one in;
+so what is read back is plain data, never code: raw bytes, UTF-8 text, or an issue's fields as JSON (nothing is
+unpickled or unmarshalled). Every record carries an HMAC-SHA256 under a key kept outside the folder
+(`key_file()`), so bytes nobody here wrote are refused, and any record that is cut short, damaged, written
+under another key or by another version is a cache miss: logged once, never an error. The cache is only ever a
+shortcut; a miss renders again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import hashlib
+import hmac
+import json
+import logging
+import multiprocessing
+import os
+import secrets
+import stat
+import struct
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path, PurePath, PurePosixPath
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from . import __version__
+from .content import Issue
+
+log = logging.getLogger(__name__)
+
+FILE = "render.log"
+FORMAT = 4  # bump when a record's shape changes (e.g. a new kind); a new Issue field needs no bump (see _CODECS)
+KEY_ENV = "PUBLISHER_CACHE_KEY_FILE"
+
+# Record kinds. A value of another type is kept for this build only (never written).
+BYTES, TEXT, ISSUE, DROP = b"B", b"S", b"I", b"D"
+_KINDS = (BYTES, TEXT, ISSUE, DROP)
+_FRAME = struct.Struct("<cHQ")  # kind, key length, value length; then the key, the value and the tag
+_TAG = hashlib.sha256().digest_size
+
+
+class Doubt(ValueError):
+    """Why a cache, a record or a key is not used."""
+
+
+# ---- the key ----
+
+
+def key_file(environ: Mapping[str, str] | None = None) -> Path:
+    """Where this user's cache key lives: `$PUBLISHER_CACHE_KEY_FILE`, else `$XDG_CACHE_HOME/publisher/cache-key`,
+    else `~/.cache/publisher/cache-key`. Never in the cache folder, whose content may come from anyone."""
+    env = os.environ if environ is None else environ
+    if env.get(KEY_ENV):
+        return Path(env[KEY_ENV]).expanduser()
+    xdg = env.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"  # the XDG spec ignores a relative value
+    return base / "publisher" / "cache-key"
+
+
+def load_key(path: Path) -> bytes:
+    """The key in `path`, made (32 random bytes, mode 0600) if there is none yet; raises `Doubt` when it cannot be
+    used."""
+    try:
+        return _read_key(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise Doubt(f"cannot read the cache key {path}: {exc.strerror}") from None
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".cache-key.")  # mode 0600
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(secrets.token_bytes(32))
+            # A link, not a rename: it never replaces a key that a build running beside this one made meanwhile,
+            # and no reader ever sees a key half written.
+            with suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
+        return _read_key(path)
+    except OSError as exc:
+        raise Doubt(f"cannot create the cache key {path}: {exc.strerror}") from None
+
+
+def key_for(folder: Path) -> bytes:
+    """This user's key, for a cache kept in `folder`; raises `Doubt` when the key is not fit to guard it."""
+    try:
+        path = key_file()
+    except RuntimeError as exc:  # no home folder
+        raise Doubt(f"there is no place for its key ({exc}); set {KEY_ENV}") from None
+    with suppress(OSError):
+        inside = folder.resolve()
+        if path.resolve() == inside or inside in path.resolve().parents:
+            raise Doubt(f"its key {path} is inside it, where anyone who can write the cache can read it")
+    if folder.is_symlink():
+        raise Doubt("it is a symbolic link (it may have been restored from elsewhere); delete it")
+    return load_key(path)
+
+
+def _read_key(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise Doubt(f"the cache key {path} is not a file")
+        if info.st_uid != os.geteuid() or info.st_mode & 0o077:
+            raise Doubt(f"the cache key {path} is open to other users, who could forge cache records "
+                        f"(chmod 600 {path}, or delete it: a new one is made)")
+        key = fh.read(4097)
+    if not 32 <= len(key) <= 4096:
+        raise Doubt(f"the cache key {path} must hold 32 to 4096 bytes (delete it: a new one is made)")
+    return key
+
+
+# ---- values as plain data ----
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"not text: {type(value).__name__}")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"not a boolean: {type(value).__name__}")
+    return value
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else _str(value)
+
+
+def _strings(value: Any) -> list[str]:
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"not a list: {type(value).__name__}")
+    return [_str(item) for item in value]
+
+
+def _path_text(value: Any) -> str:
+    if not isinstance(value, PurePath):
+        raise TypeError(f"not a path: {type(value).__name__}")
+    return str(value)
+
+
+def _datetime_to(value: Any) -> dict[str, object]:
+    """ISO 8601 with its offset, and the zone's name: a naive frontmatter date is in `site.timezone`, and
+    pages show that zone's rules (its daylight saving time), which an offset alone does not carry."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"not a datetime: {type(value).__name__}")
+    zone = value.tzinfo
+    if isinstance(zone, ZoneInfo) and zone.key is not None:
+        return {"at": value.isoformat(), "zone": zone.key, "fold": value.fold}
+    if type(zone) is timezone:
+        return {"at": value.isoformat(), "zone": None, "fold": 0}
+    raise TypeError(f"a time zone that cannot be named: {zone!r}")
+
+
+def _datetime_from(value: Any) -> datetime:
+    at = datetime.fromisoformat(_str(value["at"]))
+    if at.tzinfo is None:
+        raise ValueError("a time without its zone")
+    if value["zone"] is None:
+        return at
+    fold = value["fold"]
+    if fold not in (0, 1):
+        raise ValueError(f"fold {fold!r}")
+    local = at.replace(tzinfo=ZoneInfo(_str(value["zone"])), fold=fold)
+    if local.utcoffset() != at.utcoffset():  # the zone's rules changed (tzdata update): not the same time
+        raise ValueError(f"{at.isoformat()} is another time in {value['zone']}")
+    return local
+
+
+# Issue field annotation -> (to JSON, from JSON). An Issue field of a type not listed here makes issues
+# uncacheable (parsed on every build) instead of being written wrongly: add its codec.
+_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    "str": (_str, _str),
+    "bool": (_bool, _bool),
+    "str | None": (_optional_str, _optional_str),
+    "tuple[str, ...]": (_strings, lambda v: tuple(_strings(v))),
+    "Path": (_path_text, lambda v: Path(_str(v))),
+    "PurePosixPath": (_path_text, lambda v: PurePosixPath(_str(v))),
+    "datetime": (_datetime_to, _datetime_from),
+}
+_ISSUE_FIELDS = [(f.name, f.type) for f in dataclasses.fields(Issue)]
+_FIELD_NAMES = {name for name, _ in _ISSUE_FIELDS} - {"body"}
+
+
+def _is_parsed(value: object) -> bool:
+    """Whether `value` is what the `issue` memo holds: (Issue, warnings)."""
+    return isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], Issue)
+
+
+def encode(value: object) -> tuple[bytes, bytes]:
+    """(kind, payload) for a value; raises TypeError for one that is not cached on disk."""
+    if isinstance(value, bytes):
+        return BYTES, value
+    if isinstance(value, str):
+        return TEXT, value.encode("utf-8", "surrogatepass")
+    if _is_parsed(value):
+        issue, warnings = value  # type: ignore[misc]
+        fields = {}
+        for name, kind in _ISSUE_FIELDS:
+            if kind not in _CODECS:
+                raise TypeError(f"Issue.{name} has no codec for {kind}")
+            if name != "body":
+                fields[name] = _CODECS[kind][0](getattr(issue, name))
+        head = json.dumps({"issue": fields, "warnings": _strings(warnings)}, ensure_ascii=False,
+                          separators=(",", ":"))
+        # The body after the line break (compact JSON has none): read back with one UTF-8 decode, not
+        # scanned as a JSON string. It is nine tenths of the record.
+        return ISSUE, f"{head}\n{_str(issue.body)}".encode("utf-8", "surrogatepass")
+    raise TypeError(f"{type(value).__name__} is not cached on disk")
+
+
+def decode(kind: bytes, payload: bytes | memoryview) -> object:
+    """The value `encode` gave (kind, payload) for; raises ValueError, TypeError or KeyError on anything else."""
+    if kind == BYTES:
+        return bytes(payload)
+    if kind == TEXT:
+        return bytes(payload).decode("utf-8", "surrogatepass")
+    if kind != ISSUE:
+        raise ValueError(f"record kind {kind!r}")
+    head, _, body = bytes(payload).decode("utf-8", "surrogatepass").partition("\n")
+    data = json.loads(head)
+    fields = data["issue"]
+    if not isinstance(fields, dict) or fields.keys() != _FIELD_NAMES:
+        raise ValueError("the issue's fields are not those of this version")
+    fields = {name: _CODECS[kind][1](fields[name]) for name, kind in _ISSUE_FIELDS if name != "body"}
+    return Issue(body=body, **fields), tuple(_strings(data["warnings"]))
+
+
+# ---- the cache ----
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Stands for a render queued inside `RenderCache.parallel()`."""
+
+    key: str
+
+
+class RenderCache:
+    """Parsed issues and Markdown renders from the last build, keyed by a hash of their inputs.
+
+    Stored in `folder/render.log`: a header line naming the format, the version and the key (by a hash of it),
+    then records: put key value, or drop key, each with its HMAC. A save appends only what the build added and
+    dropped (a one-issue rebuild writes kilobytes, not the whole cache) and rewrites the log compactly once dead
+    records outnumber live ones, or when something in it was refused. Loading reads the log into memory and
+    indexes it; a record is authenticated and decoded only when a build asks for it, so a build that needs a
+    tenth of the cache pays for a tenth. Keys are hashes of inputs, so a key's value never changes.
+    """
+
+    FILE = FILE
+
+    def __init__(self, folder: Path | None, salt: str = "", *, parallel_min: int | None = None,
+                 workers: int | None = None, key: bytes | None = None) -> None:
+        """`key`: the HMAC key (default: `load_key(key_file())`); `parallel_min`: the fewest queued renders worth
+        starting worker processes for (default `PARALLEL_MIN`); `workers`: how many (default: one per core, at
+        most 8; fewer than 2 renders serially)."""
+        self.folder = folder
+        self.salt = salt  # settings that change how a file parses (the time zone)
+        self.parallel_min = PARALLEL_MIN if parallel_min is None else parallel_min
+        self.workers = min(os.cpu_count() or 1, 8) if workers is None else workers
+        self.misses = 0  # values made or queued because no build had made them
+        self.parallel_renders = 0  # queued values made in worker processes
+        self.old: dict[str, tuple[bytes, int, int, int]] = {}  # key -> (kind, record, value, end) in self._data
+        self.new: dict[str, object] = {}
+        self._data = memoryview(b"")
+        self._queue: dict[str, Callable[[], object]] | None = None
+        self._records = 0  # records in the log, live or not
+        self._compact = True  # rewrite rather than append (no usable log yet, or one with refused records)
+        self._doubted = False
+        if folder is None:
+            return
+        try:
+            self._key = key if key is not None else key_for(folder)
+        except Doubt as exc:
+            log.warning("not using the render cache in %s: %s", folder, exc)
+            self.folder = None
+            return
+        self._record_key = hmac.digest(self._key, f"publisher render cache record {self._header()}".encode(),
+                                       "sha256")
+        self._signer = hmac.new(self._record_key, digestmod="sha256")
+        self._load(folder / FILE)
+
+    def _header(self) -> str:
+        return f"publisher-cache {FORMAT} {__version__}"
+
+    def _first_line(self) -> bytes:
+        key_id = hmac.digest(self._key, b"publisher cache key id", "sha256")[:8].hex()
+        return f"{self._header()} {key_id}\n".encode()
+
+    def _doubt(self, reason: str) -> None:
+        """Note a refused record: its value is rendered again, and the next save rewrites the log without it."""
+        self._compact = True
+        if not self._doubted:
+            self._doubted = True
+            log.warning("ignoring part of the render cache %s: %s; what it held is rendered again",
+                        self.folder / FILE if self.folder else FILE, reason)
+
+    def _load(self, path: Path) -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.warning("ignoring the render cache %s: %s", path, exc.strerror)
+            return
+        try:
+            with open(fd, "rb") as fh:
+                if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                    log.warning("ignoring the render cache %s: not a regular file", path)
+                    return
+                data = memoryview(fh.read())
+        except OSError as exc:
+            log.warning("ignoring the render cache %s: %s", path, exc.strerror)
+            return
+        first = self._first_line()
+        if bytes(data[:len(first)]) != first:
+            found, mine = bytes(data[:200]).split(b"\n", 1)[0].split(b" "), first.rstrip(b"\n").split(b" ")
+            if len(found) != len(mine) or found[0] != mine[0]:
+                log.warning("ignoring the render cache %s: it is damaged", path)
+            elif found[1:3] != mine[1:3]:  # expected once after an upgrade
+                log.debug("ignoring the render cache %s: written by another version of publisher", path)
+            else:
+                log.warning("ignoring the render cache %s: it was written under another key (on another machine or "
+                            "by another user; in CI, keep a key file outside the cache and name it in %s)",
+                            path, KEY_ENV)
+            return
+        self._data, self._compact = data, False
+        offset, size = len(first), _FRAME.size
+        while offset < len(data):
+            if offset + size > len(data):
+                self._doubt("it is cut short (a build was stopped while saving)")
+                return
+            kind, key_length, value_length = _FRAME.unpack_from(data, offset)
+            start = offset + size + key_length
+            end = start + value_length
+            if kind not in _KINDS or end + _TAG > len(data):
+                self._doubt("it is cut short or damaged")
+                return
+            try:
+                key = bytes(data[offset + size:start]).decode("ascii")
+            except UnicodeDecodeError:
+                self._doubt("it is damaged")
+                return
+            self._records += 1
+            if kind == DROP:
+                if self._authentic(offset, end):
+                    self.old.pop(key, None)
+            else:
+                self.old[key] = (kind, offset, start, end)  # authenticated when asked for (see `_old`)
+            offset = end + _TAG
+
+    def _authentic(self, record: int, end: int) -> bool:
+        tag = hmac.digest(self._record_key, self._data[record:end], "sha256")
+        if hmac.compare_digest(tag, self._data[end:end + _TAG]):
+            return True
+        self._doubt("a record's authentication code does not match (altered, or written under another key)")
+        return False
+
+    def _old(self, key: str) -> object:
+        entry = self.old.get(key)
+        if entry is None:
+            return None
+        kind, record, start, end = entry
+        if not self._authentic(record, end):
+            del self.old[key]
+            return None
+        try:
+            return decode(kind, self._data[start:end])
+        except (ValueError, TypeError, KeyError) as exc:  # authentic, so ours: a format this code cannot read
+            del self.old[key]
+            self._doubt(f"a record cannot be read ({exc})")
+            return None
+
+    def _frame(self, key: str, kind: bytes, payload: bytes = b"") -> bytes:
+        encoded = key.encode("ascii")
+        head = _FRAME.pack(kind, len(encoded), len(payload)) + encoded
+        signer = self._signer.copy()
+        signer.update(head)
+        signer.update(payload)
+        return head + payload + signer.digest()
+
+    def _put(self, key: str) -> bytes:
+        try:
+            return self._frame(key, *encode(self.new[key]))
+        except TypeError as exc:  # kept for this build only
+            log.debug("not caching %s: %s", key, exc)
+            return b""
+
+    def get(self, key: str, make):  # type: ignore[no-untyped-def]
+        """The value remembered under `key`, else `make()` (remembered for the next build).
+
+        Inside `parallel()`, a value not remembered is not made at once: `make` is queued and a `Pending`
+        placeholder returned (`resolve` swaps it for the value once the block has ended).
+        """
+        value = self.new.get(key)
+        if value is None:
+            value = self._old(key)
+            if value is None:
+                if self._queue is not None:
+                    if key not in self._queue:
+                        self.misses += 1
+                        self._queue[key] = make
+                    return Pending(key)
+                self.misses += 1
+                value = make()
+            self.new[key] = value
+        return value
+
+    @contextmanager
+    def parallel(self) -> Iterator[None]:
+        """Queue the renders that are not cached, then run them on every core (forked workers inherit the
+        queued closures, so nothing but the results crosses between processes, in memory)."""
+        self._queue = {}
+        try:
+            yield
+            queued, self._queue = self._queue, None
+            results, in_workers = _run_all(queued, self.parallel_min, self.workers)
+            self.parallel_renders += in_workers
+            self.new.update(results)
+        finally:
+            self._queue = None
+
+    def resolve(self, value: object) -> object:
+        """A value, or the result that a `Pending` placeholder stood for."""
+        return self.new[value.key] if isinstance(value, Pending) else value
+
+    def memo(self, shared: str):  # type: ignore[no-untyped-def]
+        """A memo for renderers: `memo(inputs, make)` keyed by a hash of `inputs` and `shared` (the theme and
+        the settings, which every rendering depends on)."""
+
+        prefix = hashlib.sha256(f"{__version__}\0{shared}".encode("utf-8", "surrogatepass")).hexdigest()
+
+        def memo(inputs: object, make):  # type: ignore[no-untyped-def]
+            text = prefix + repr(inputs)
+            return self.get("render:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(), make)
+
+        return memo
+
+    def html(self, body: str, render) -> str:  # type: ignore[no-untyped-def]
+        key = "html:" + hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()
+        return self.get(key, lambda: render(body))  # type: ignore[no-any-return]
+
+    def issue(self, raw: bytes, file: Path, parse):  # type: ignore[no-untyped-def]
+        """A `content.load_issues` memo: the parsed issue of a file whose bytes and path did not change."""
+        key = "issue:" + hashlib.sha256(raw + f"\0{file}\0{self.salt}".encode("utf-8", "surrogatepass")).hexdigest()
+        return self.get(key, parse)
+
+    def save(self) -> None:
+        if self.folder is None or (self.new.keys() == self.old.keys() and not self._compact):
+            return
+        added = [key for key in self.new if key not in self.old]
+        dropped = [key for key in self.old if key not in self.new]
+        path = self.folder / FILE
+        if not self._compact and self._records + len(added) + len(dropped) <= 2 * len(self.new):
+            frames = [self._frame(key, DROP) for key in dropped] + [self._put(key) for key in added]
+            try:
+                # O_NOFOLLOW: a link planted in the folder must not make this append to a file elsewhere. One
+                # write, so that a build running beside this one (with another output) cannot interleave with it.
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
+            except OSError:
+                pass  # gone or replaced since it was read: write it anew
+            else:
+                with open(fd, "wb") as fh:
+                    fh.write(b"".join(frames))
+                return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=FILE + ".", suffix=".tmp")  # a new file, never a link
+        try:
+            with open(fd, "wb") as fh:
+                fh.write(self._first_line())
+                for key in self.new:
+                    fh.write(self._put(key))
+            os.replace(tmp, path)
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+
+PARALLEL_MIN = 48  # below this many renders, starting worker processes costs more than it saves
+_QUEUED: list[Callable[[], object]] = []
+
+
+def _run_queued(index: int) -> object:
+    return _QUEUED[index]()
+
+
+def _run_all(queued: Mapping[str, Callable[[], object]], minimum: int,
+             workers: int) -> tuple[dict[str, object], int]:
+    """Every queued value by key, and how many of them worker processes made."""
+    if len(queued) < minimum or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return {key: make() for key, make in queued.items()}, 0
+    # Renders of one issue (its page, its email: see `group`) run side by side, so that a worker makes the
+    # issue's HTML once for both.
+    keys = sorted(queued, key=lambda k: getattr(queued[k], "group", ""))
+    _QUEUED[:] = [queued[k] for k in keys]
+    gc.freeze()  # the workers then share the parent's objects without copying the pages the GC would touch
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            results = pool.map(_run_queued, range(len(_QUEUED)), chunksize=max(2, len(_QUEUED) // (workers * 8)))
+            return dict(zip(keys, results, strict=True)), len(keys)
+    finally:
+        gc.unfreeze()
+        _QUEUED.clear()
