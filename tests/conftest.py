@@ -59,6 +59,30 @@ class Newsletter:
         return load_config(self.root, environ={})
 
 
+def free_port() -> int:
+    """A port free on 127.0.0.1 now (for servers that cannot bind port 0 themselves)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_in_thread(settings):  # type: ignore[no-untyped-def]
+    """Run a real uvicorn server for `settings` (a uvicorn.Config) on a thread; returns (server, thread) once it
+    listens. Stop it with `server.should_exit = True; thread.join()`."""
+    import threading
+
+    import uvicorn
+    from waiting import wait_for
+
+    server = uvicorn.Server(settings)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, timeout=10, what="uvicorn to start")
+    return server, thread
+
+
 @pytest.fixture(scope="session", autouse=True)
 def cache_key_outside_home(tmp_path_factory: pytest.TempPathFactory):
     """The render cache's key (made on first use) goes to a temp folder, not the real ~/.cache/publisher/."""
@@ -166,13 +190,9 @@ class Inbox:
 @pytest.fixture
 def smtp_server():
     """A real SMTP server (aiosmtpd) on 127.0.0.1; yields (port, inbox)."""
-    import socket
-
     from aiosmtpd.controller import Controller
 
-    with socket.socket() as sock:  # Controller cannot take port 0: pick a free port first
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # Controller cannot take port 0: pick a free port first
     inbox = Inbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()

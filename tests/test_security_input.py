@@ -12,9 +12,7 @@ import csv
 import email
 import os
 import secrets
-import socket
 import sqlite3
-import threading
 from email import policy
 from email.header import decode_header, make_header
 from pathlib import Path
@@ -22,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from conftest import NOW
+from conftest import NOW, free_port, serve_in_thread
 from waiting import wait_for
 
 from publisher.errors import PublisherError
@@ -190,15 +188,10 @@ def test_the_endpoint_stores_no_injected_name(newsletter):
     from publisher.subscription import create_app
 
     config = setup(newsletter, "[serve]\nrate_per_ip = 1000\n")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(config, secret=SECRET), host="127.0.0.1", port=port,
-                                           log_level="critical"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    port = free_port()
+    server, thread = serve_in_thread(uvicorn.Config(create_app(config, secret=SECRET), host="127.0.0.1", port=port,
+                                                    log_level="critical"))
     try:
-        wait_for(lambda: server.started, timeout=10, what="uvicorn to start")
         base = f"http://127.0.0.1:{port}"
         for name in (INJECTED, PHISHING):
             httpx.post(f"{base}/subscribe", data={"email": "eve@example.com", "name": name})

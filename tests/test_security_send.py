@@ -10,7 +10,6 @@ import errno
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,8 +18,8 @@ from collections import Counter
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-from conftest import NOW, Inbox
-from waiting import wait_for
+from conftest import NOW, Inbox, free_port
+from waiting import FakeClock, wait_for
 
 from publisher.sending import send_issue
 from publisher.subscribers import SqliteStore, Subscriber
@@ -68,19 +67,6 @@ def outbox_recipients(folder: Path) -> Counter:
 
 def readers(n: int, domain: str = "example.com") -> Counter:
     return Counter({f"reader{k}@{domain}": 1 for k in range(n)})
-
-
-class FakeClock:
-    """Time that passes only when the send loop sleeps: back-off and outage pauses are exact and instant."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
 
 
 # ------------------------------------------------------------------ 1. any error fails one recipient, not the run
@@ -241,11 +227,6 @@ def test_a_killed_send_leaves_at_most_one_uncertain_row_per_worker(newsletter):
 
 
 # ---------------------------------------------------------------------- 3. an unreachable service fails no one
-
-def free_port() -> int:
-    with socket.socket() as sock:  # aiosmtpd's Controller cannot take port 0: pick a free port first
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_smtp_relay_down_leaves_everyone_pending_then_a_rerun_sends_each_once(newsletter):

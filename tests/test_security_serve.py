@@ -22,7 +22,7 @@ from email import policy
 import httpx
 import pytest
 import uvicorn
-from conftest import NOW, REPO
+from conftest import NOW, REPO, free_port, serve_in_thread
 from waiting import Lines, wait_for
 
 from publisher import clock
@@ -65,9 +65,7 @@ def start():
     started = []
 
     def run(config, *, server_config=False, header_timeout=None, **kwargs):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+        port = free_port()
         app = create_app(config, **{"secret": SECRET, **kwargs})
         if server_config:
             from publisher.subscription import server_config as configure
@@ -76,10 +74,7 @@ def start():
             settings = configure(config, app, "127.0.0.1", port, **extra)
         else:
             settings = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        instance = uvicorn.Server(settings)
-        thread = threading.Thread(target=instance.run, daemon=True)
-        thread.start()
-        wait_for(lambda: instance.started, timeout=10, what="uvicorn to start")
+        instance, thread = serve_in_thread(settings)
         running = Running(app, instance, thread, port)
         started.append(running)
         return running

@@ -20,7 +20,7 @@ from pathlib import Path
 import boto3
 import pytest
 from conftest import NOW
-from waiting import wait_for
+from waiting import FakeClock, wait_for
 
 from publisher.errors import PublisherError
 from publisher.sending import RateLimiter, send_issue
@@ -154,21 +154,6 @@ def test_refuses_drafts_future_and_send_false(newsletter):
     for slug, words in (("d", "draft"), ("f", "scheduled"), ("w", "send: false"), ("nope", "no issue")):
         with pytest.raises(PublisherError, match=words):
             send_issue(config, slug, now=NOW, secret=SECRET)
-
-
-class FakeClock:
-    """Time that passes only when the code sleeps: the rate limiter and back-off are exact and instant."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
 
 
 class Throttling:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import email
 import re
-import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from email import policy
@@ -13,7 +11,7 @@ from email import policy
 import httpx
 import pytest
 import uvicorn
-from conftest import NOW
+from conftest import NOW, free_port, serve_in_thread
 from waiting import wait_for
 
 from publisher.sending import send_issue
@@ -37,15 +35,9 @@ def server(newsletter):
     started = []
 
     def start(config):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        instance = uvicorn.Server(uvicorn.Config(create_app(config, secret=SECRET), host="127.0.0.1", port=port,
-                                                 log_level="warning"))
-        thread = threading.Thread(target=instance.run, daemon=True)
-        thread.start()
-        wait_for(lambda: instance.started, timeout=10, what="uvicorn to start")
-        started.append((instance, thread))
+        port = free_port()
+        started.append(serve_in_thread(uvicorn.Config(create_app(config, secret=SECRET), host="127.0.0.1",
+                                                      port=port, log_level="warning")))
         return f"http://127.0.0.1:{port}"
 
     yield start

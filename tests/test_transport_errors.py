@@ -25,8 +25,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from botocore.config import Config as BotoConfig
 from botocore.stub import Stubber
-from conftest import CONFIG, NOW
-from waiting import wait_for
+from conftest import CONFIG, NOW, free_port
+from waiting import FakeClock, wait_for
 
 from publisher.errors import PublisherError
 from publisher.sending import send_issue
@@ -51,11 +51,6 @@ def message_for(sender: str, recipient: str) -> bytes:
             "line one\r\n.a line that starts with a dot\r\n..and one with two\r\nlast line\r\n").encode()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:  # aiosmtpd's Controller cannot take port 0: pick a free port first
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def setup(newsletter, domain: str, extra_config: str, active: int = 0):
     """A newsletter with one issue, `active` subscribers reader0@domain..., and the given [email] settings."""
@@ -76,19 +71,6 @@ def ledger(newsletter, issue: str = "daily") -> dict[str, tuple[str, int, str | 
         return {email: (state, attempts, error) for email, state, attempts, error in rows}
     finally:
         db.close()
-
-
-class FakeClock:
-    """Time that passes only when the send loop sleeps: its back-off before a retry is instant."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
 
 
 # ---------------------------------------------------------------------------------------------------- SMTP

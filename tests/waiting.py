@@ -48,3 +48,19 @@ class Lines:
         """Wait for the stream to end (the process exited) and return everything it said."""
         self._thread.join(timeout)
         return self.text
+
+
+class FakeClock:
+    """Time that passes only when the code under test sleeps (a monotonic clock and its sleep in one): rate
+    limits, back-off and outage pauses become exact and instant."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.t += seconds
