@@ -61,7 +61,7 @@ def test_json_feed_titles_links_dates_and_chinese(sample_build):
     assert [i["id"] for i in items][:2] == [BASE + "issues/agents-and-evals/", BASE + "issues/coding-agents/"]
     assert items[0]["date_published"] == "2026-11-24T08:00:00+08:00"
     assert items[0]["external_url"].startswith("https://www.technologyreview.com/")
-    assert items[0]["image"] == "https://images.example.org/ai-daily/cover-1124.jpg"
+    assert items[0]["image"] == "https://ai-daily.example.com/images/cover-1124.png"
     assert "大模型" in {t for i in items for t in i.get("tags", [])}
 
 
