@@ -217,10 +217,15 @@ def check(config: Config, *, now: datetime) -> tuple[list[Issue], list[str]]:
     """Load and render everything (drafts and scheduled issues too) without writing: the issues and the
     warnings; raises on any error."""
     issue_files, assets = content.content_files(config.content_dir)
-    issues = content.load_issues(config, issue_files)
+    issues = content.load_issues(config, issue_files)  # raises for a missing image too (`content.missing_files`)
     theme = load_theme(config)
-    render(config, issues, theme=theme, now=now, assets=assets)
-    return issues, emails.check_emails(config, issues, theme=theme)
+    out = render(config, issues, theme=theme, now=now, assets=assets)
+    warnings = content.broken_links(config, issues, out.files)
+    if not config.site.author:
+        warnings.append(f"{config.file.name}: site.author is empty; the Atom feeds name the site title "
+                        f"({config.site.title!r}) as the author, as Atom requires one (set site.author to name "
+                        "a person or the editorial team)")
+    return issues, warnings + emails.check_emails(config, issues, theme=theme)
 
 
 # ---- the incremental cache ----

@@ -60,9 +60,33 @@ class _WarningFormatter(logging.Formatter):
 def _setup_logging(verbose: int, quiet: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_WarningFormatter())
+    handler.setLevel(logging.ERROR if quiet else logging.NOTSET)  # so a command may lower the logger's level
     log.handlers[:] = [handler]
     log.propagate = False
     log.setLevel(logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO)
+
+
+class _Counter(logging.Handler):
+    """Counts the warnings logged while it is attached (even under --quiet, which only hides them)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
+@contextmanager
+def _counting_warnings() -> Iterator[_Counter]:
+    counter, level = _Counter(), log.level
+    log.addHandler(counter)
+    log.setLevel(min(level or logging.WARNING, logging.WARNING))
+    try:
+        yield counter
+    finally:
+        log.removeHandler(counter)
+        log.setLevel(level)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -75,6 +99,7 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 def cli(ctx: click.Context, directory: Path | None, verbose: int, quiet: bool) -> None:
     """Publish a newsletter from plain Markdown."""
     _setup_logging(verbose, quiet)
+    ctx.meta[_QUIET] = quiet
     ctx.obj = (directory or Path(".")).resolve()
     if directory is not None and not ctx.obj.is_dir():
         raise click.BadParameter(f"{directory} is not a folder", param_hint="-C")
@@ -82,6 +107,15 @@ def cli(ctx: click.Context, directory: Path | None, verbose: int, quiet: bool) -
 
 def _root(ctx: click.Context) -> Path:
     return ctx.obj  # type: ignore[no-any-return]
+
+
+_QUIET = "publisher.quiet"
+
+
+def _say(text: str) -> None:
+    """A progress or summary line: printed unless -q/--quiet (which leaves only errors)."""
+    if not click.get_current_context().meta.get(_QUIET):
+        click.echo(text)
 
 
 @cli.command()
@@ -98,16 +132,16 @@ def build(ctx: click.Context, drafts: bool, future: bool, output: Path | None, n
     when = clock.now()
     result = build_mod.build(config, now=when, drafts=drafts, future=future, use_cache=not no_cache)
     out = relpath(result.output, Path.cwd())
-    click.echo(f"Built {plural(len(result.issues), 'issue')} into {out}/: {result.written} files written, "
-               f"{result.unchanged} unchanged, {result.removed} removed ({result.seconds:.2f} s)")
+    _say(f"Built {plural(len(result.issues), 'issue')} into {out}/: {result.written} files written, "
+         f"{result.unchanged} unchanged, {result.removed} removed ({result.seconds:.2f} s)")
     left_out = []
     if result.drafts_left_out:
         left_out.append(f"{plural(result.drafts_left_out, 'draft')} (use --drafts)")
     if result.scheduled_left_out:
         left_out.append(f"{plural(result.scheduled_left_out, 'scheduled issue')} (use --future)")
     if left_out:
-        click.echo(f"Left out {' and '.join(left_out)}.")
-    click.echo(f"Open {out / 'index.html'} to look at it (or serve it: python3 -m http.server -d {out}).")
+        _say(f"Left out {' and '.join(left_out)}.")
+    _say(f"Look at it with `publisher preview --open` (or serve the folder: python3 -m http.server -d {out}).")
 
 
 def plural(n: int, noun: str) -> str:
@@ -115,19 +149,28 @@ def plural(n: int, noun: str) -> str:
 
 
 @cli.command()
+@click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1): for CI.")
 @click.pass_context
-def check(ctx: click.Context) -> None:
+def check(ctx: click.Context, strict: bool) -> None:
     """Validate the config, every issue and the theme without writing anything."""
     config = load_config(_root(ctx))
     when = clock.now()
-    issues, warnings = build_mod.check(config, now=when)
-    for warning in warnings:
-        log.warning("%s", warning)
+    with _counting_warnings() as counter:  # issue warnings (unknown keys, ...) are logged while loading
+        issues, warnings = build_mod.check(config, now=when)
+        for warning in warnings:
+            log.warning("%s", warning)
     drafts = sum(1 for i in issues if i.draft)
     future = sum(1 for i in issues if not i.draft and i.is_future(when))
-    noted = f", {plural(len(warnings), 'warning')}" if warnings else ""
-    click.echo(f"OK: {plural(len(issues), 'issue')} ({plural(drafts, 'draft')}, {future} scheduled), "
-               f"no errors{noted}.")
+    counted = f"{plural(drafts, 'draft')}, {future} scheduled"
+    if counter.count and strict:
+        raise PublisherError(f"{plural(counter.count, 'warning')} (listed above) with --strict",
+                             file=config.file.name, field="check --strict",
+                             hint="fix each warning, or run `publisher check` without --strict")
+    if counter.count:
+        click.echo(f"OK: {plural(len(issues), 'issue')} ({counted}), no errors but "
+                   f"{plural(counter.count, 'warning')} (see above; --strict makes them fail).")
+    else:
+        click.echo(f"OK: {plural(len(issues), 'issue')} ({counted}), no errors, no warnings.")
 
 
 _INIT_CONFIG = """\
@@ -161,20 +204,47 @@ target = "public"          # a folder, or s3://bucket/prefix
 
 _INIT_GITIGNORE = "dist/\npublic/\noutbox/\nsubscribers.db\nsubscribers.db-*\n.publisher-cache/\n.publisher.lock\n"
 
-_FIRST_ISSUE = """\
+# The placeholder issue `init` writes: a draft (never built for the public, never emailed), in the site's language.
+_FIRST_ISSUE = {
+    "en": ("Welcome to {site}", """\
 ---
 title: {title}
 date: {date}
 tags: [welcome]
+draft: true
 ---
 
 Welcome to the first issue. Write in Markdown; everything above the second `---` line is the frontmatter.
+This issue is a draft (`draft: true` above): it is never published or emailed until you remove that line.
 
 ## What to try
 
-- Run `publisher build` and open `dist/index.html`.
+- Run `publisher preview --open` to look at it (drafts included).
 - Run `publisher new "My second issue"` to start the next one.
-"""
+"""),
+    "zh": ("欢迎订阅{site}", """\
+---
+title: {title}
+date: {date}
+tags: [welcome]
+draft: true
+---
+
+欢迎！这是第一期的草稿。正文用 Markdown 书写；第二个 `---` 之上是 frontmatter（标题、日期、标签）。
+本期是草稿（上面的 `draft: true`）：删除这一行之前，它不会发布到网站，也不会发给订阅者。
+
+## 试试这些
+
+- 运行 `publisher preview --open` 预览（包括草稿）。
+- 运行 `publisher new "第二期"` 开始写下一期。
+"""),
+}
+
+
+def _first_issue(language: str, site: str, date: str) -> str:
+    """The placeholder issue in the site's language (English unless a translation exists)."""
+    title, text = _FIRST_ISSUE.get(language.lower().split("-")[0], _FIRST_ISSUE["en"])
+    return text.format(title=_toml_str(title.format(site=site)), date=date)
 
 
 def _toml_str(value: str) -> str:
@@ -214,14 +284,13 @@ def init(ctx: click.Context, directory: Path, title: str, url: str, language: st
     today = clock.now().astimezone(config.site.timezone)
     first = target / "content" / f"{today:%Y-%m-%d}-welcome.md"
     if not first.exists():
-        first.write_text(_FIRST_ISSUE.format(title=_toml_str(f"Welcome to {title}"),
-                                             date=today.strftime("%Y-%m-%d %H:%M")), encoding="utf-8")
+        first.write_text(_first_issue(language, title, today.strftime("%Y-%m-%d %H:%M")), encoding="utf-8")
     gitignore = target / ".gitignore"
     if not gitignore.exists():
         gitignore.write_text(_INIT_GITIGNORE, encoding="utf-8")
     shown = relpath(target, Path.cwd())
-    click.echo(f"Created a newsletter in {shown}/: {CONFIG_FILE}, content/{first.name}, .gitignore")
-    click.echo(f"Next: cd {shown} && publisher build")
+    click.echo(f"Created a newsletter in {shown}/: {CONFIG_FILE}, content/{first.name} (a draft), .gitignore")
+    click.echo(f"Next: cd {shown} && publisher preview --open")
 
 
 def _ascii_slug(title: str) -> str:
@@ -252,12 +321,12 @@ def new(ctx: click.Context, title: str, slug: str | None, date_text: str | None)
                              hint="use lowercase a-z, 0-9 and single hyphens")
     day = f"{when:%Y-%m-%d}"
     slug = slug or _ascii_slug(title) or day
-    taken = {content.slug_from_filename(p) for p in content.content_files(config.content_dir)[0]}
+    files = content.content_files(config.content_dir)[0]
+    taken = {content.slug_from_filename(p) for p in files} | {p.stem for p in files}
     base, n = slug, 2
-    while slug in taken:
+    while slug in taken or (config.content_dir / _new_file_name(day, slug)).exists():
         slug, n = f"{base}-{n}", n + 1
-    name = f"{day}.md" if slug == day else f"{day}-{slug}.md"
-    path = config.content_dir / name
+    path = config.content_dir / _new_file_name(day, slug)
     if path.exists():
         raise PublisherError(f"{relpath(path, config.root)} already exists", hint="pass another --slug")
     title_yaml = '"' + title.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -268,6 +337,28 @@ def new(ctx: click.Context, title: str, slug: str | None, date_text: str | None)
         encoding="utf-8",
     )
     click.echo(f"Created {relpath(path, Path.cwd())} (a draft: remove `draft: true` when it is ready).")
+
+
+def _new_file_name(day: str, slug: str) -> str:
+    """content/<day>-<slug>.md, or content/<slug>.md when the slug already starts with the day."""
+    return f"{slug}.md" if slug == day or slug.startswith(day + "-") else f"{day}-{slug}.md"
+
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array (slug, title, date, status, sent, tags, file).")
+@click.pass_context
+def list_command(ctx: click.Context, as_json: bool) -> None:
+    """List every issue, newest first: slug, date, status (draft, scheduled, published, sent to N), tags."""
+    import json
+
+    from .scheduler import issue_statuses
+
+    statuses = issue_statuses(load_config(_root(ctx)), now=clock.now())
+    if as_json:
+        click.echo(json.dumps([s.as_json() for s in statuses], ensure_ascii=False, indent=2))
+        return
+    for s in statuses:
+        click.echo(f"{s.slug}\t{s.date:%Y-%m-%d %H:%M}\t{s.label}\t{', '.join(s.tags)}")
 
 
 @cli.command("email")
@@ -321,13 +412,13 @@ def deploy_command(ctx: click.Context, dry_run: bool, delete: bool) -> None:
                    f"({result.bytes:,} bytes), {result.unchanged} unchanged, "
                    f"{len(result.plan.stale)} {'would be deleted' if delete else 'stale'}; nothing was changed.")
         return
-    click.echo(f"Deployed to {result.target}: {result.uploaded} uploaded ({result.bytes:,} bytes), "
-               f"{result.unchanged} unchanged, {result.deleted} deleted ({result.seconds:.2f} s)")
+    _say(f"Deployed to {result.target}: {result.uploaded} uploaded ({result.bytes:,} bytes), "
+         f"{result.unchanged} unchanged, {result.deleted} deleted ({result.seconds:.2f} s)")
     if result.stale:
-        click.echo(f"{plural(result.stale, 'file')} there no longer in dist/; "
-                   "`publisher deploy --delete` removes them.")
+        _say(f"{plural(result.stale, 'file')} there no longer in dist/; "
+             "`publisher deploy --delete` removes them.")
     if result.invalidation:
-        click.echo(f"CloudFront invalidation {result.invalidation} created.")
+        _say(f"CloudFront invalidation {result.invalidation} created.")
 
 
 # ---- subscribers ----
@@ -556,7 +647,7 @@ def publish_command(ctx: click.Context, due: bool, force: bool) -> None:
     import signal
     import threading
 
-    from .scheduler import Busy, publish, summary
+    from .scheduler import Busy, locations, publish, summary
 
     config = load_config(_root(ctx))
     stop = threading.Event()
@@ -566,13 +657,15 @@ def publish_command(ctx: click.Context, due: bool, force: bool) -> None:
         report = publish(config, now=clock.now(), due=due, force=force, stop=stop)
     except Busy as exc:
         if due:
-            click.echo(exc.problems[0].message + "; nothing to do here.")
+            _say(exc.problems[0].message + "; nothing to do here.")
             return
         raise
     if due and not report.did_something and not report.failures and not report.deferred:
-        click.echo("Nothing due.")
+        _say("Nothing due.")
         return
-    click.echo(summary(report).capitalize() + ".")
+    _say(summary(report).capitalize() + ".")
+    for line in locations(config, report):
+        _say(line)
     if report.failures:
         raise PublisherError(f"{plural(len(report.failures), 'issue')} could not be emailed: "
                              + "; ".join(report.failures), hint="the next publish tries again")

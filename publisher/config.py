@@ -272,9 +272,10 @@ class EmailConfig:
     from_name: str = _option(line(), "")  # default: site.title
     reply_to: str | None = _option(optional(email_address), None)
     subject_prefix: str = _option(line(), "")
+    test_subject_prefix: str = _option(line(), "[TEST]")  # marks the subject of `send --test` copies; "" for none
     postal_address: str = _option(text(), "")  # CAN-SPAM: a physical postal address in every email
     reason: str = _option(text(), "")  # why the reader gets this; default by language
-    unsubscribe_url: str | None = _option(optional(header_url), None)  # default: <site.url>unsubscribe
+    unsubscribe_url: str | None = _option(optional(header_url), None)  # default: see unsubscribe_url() below
     unsubscribe_mailto: str | None = _option(optional(email_address), None)  # default: from_address
     list_id: str | None = _option(optional(list_id), None)  # default: newsletter.<site host>
     default_name: str = _option(line(), "")  # the greeting's name when a subscriber has none
@@ -451,7 +452,14 @@ class Config:
             for f in dataclasses.fields(section):
                 if f"{name}.{f.name}" not in NOT_RENDERED:
                     parts.append(f"{name}.{f.name}={getattr(section, f.name)!s}")
+        parts.append(f"unsubscribe_url={unsubscribe_url(self)}")  # may come from serve.public_url (left out above)
         return "\n".join(parts)
+
+
+def unsubscribe_url(config: Config) -> str:
+    """Where the unsubscribe links point: `email.unsubscribe_url`, or else the `/unsubscribe` of `publisher serve`
+    at `serve.public_url`, or else under `site.url` (where only a proxy to `serve` answers: `check` warns)."""
+    return config.email.unsubscribe_url or (config.serve.public_url or config.site.url) + "unsubscribe"
 
 
 # Sections and settings that only steer writing, sending, deploying, scheduling and serving: no page, email or
@@ -460,6 +468,7 @@ class Config:
 NOT_RENDERED = frozenset({
     "deploy", "subscribers", "smtp", "ses", "schedule", "serve", "build.output",
     "email.transport", "email.outbox", "email.rate", "email.workers", "email.max_consecutive_failures",
+    "email.test_subject_prefix",  # only `send --test` copies carry it, made at send time, never cached
 })
 
 

@@ -12,12 +12,12 @@ import hashlib
 import logging
 import re
 import reprlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 import frontmatter
@@ -59,6 +59,9 @@ class Issue:
     authors: tuple[str, ...] = ()
     body_sha: str = ""  # SHA-256 of `body`: render caches key on it without hashing the text again
     digest: str = ""  # SHA-256 of everything a rendering can show of the issue (see `issue_digest`)
+    # The relative URLs of the body's images and other embedded media, found once when parsing (and cached with
+    # the issue), so that every build can check they exist (`missing_files`) without looking at the body again.
+    embeds: tuple[str, ...] = ()
 
     @property
     def url_path(self) -> str:
@@ -378,9 +381,10 @@ def parse_issue(raw: bytes, *, file: Path, content_dir: Path, shown: Path, timez
     if not body:
         warnings.append(f"{shown}: the issue has no body (only frontmatter)")
     summary = values.pop("summary", None) or markdown.summarize(body)
+    embeds = tuple(dict.fromkeys(url for _, url, _ in markdown.relative_references(body, embeds_only=True)))
     issue = Issue(file=file, path=PurePosixPath(file.relative_to(content_dir).as_posix()), body=body,
                   summary=summary, body_sha=hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest(),
-                  **values)
+                  embeds=embeds, **values)
     return dataclasses.replace(issue, digest=issue_digest(issue))
 
 
@@ -443,11 +447,111 @@ def load_issues(config: Config, files: Iterable[Path] | None = None, *, memo: Me
 
 
 def check_issues(config: Config, issues: list[Issue], problems: list[Problem]) -> list[Issue]:
-    """The checks across files (duplicate slugs); raises with `problems` and these, or returns sorted issues."""
-    problems = problems + _duplicate_slugs(issues, config.root)
+    """The checks across files (duplicate slugs, missing images); raises with `problems` and these, or returns
+    sorted issues."""
+    problems = problems + _duplicate_slugs(issues, config.root) + missing_files(config, issues)
     if problems:
         raise PublisherError(problems=problems)
     return sort_issues(issues)
+
+
+# ---- local files and links: what an issue's relative URLs point at ----
+
+
+def _lines(issue: Issue) -> tuple[int | None, str]:
+    """(line in the file where `issue.body` starts, the frontmatter's text): the body is kept without its
+    leading blank lines, so the file is read again (only when a line is to be shown)."""
+    try:
+        text = decode(issue.file.read_bytes(), issue.file)
+    except (OSError, PublisherError):
+        return None, ""
+    body = issue.body.rstrip("\n")
+    start = len(text.rstrip("\n")) - len(body)
+    if not body or start < 0 or not text.startswith(body, start):
+        return None, ""
+    return text.count("\n", 0, start) + 1, text[:start]
+
+
+def references(issue: Issue, pages: Mapping[str, str], *, embeds_only: bool = False
+               ) -> list[tuple[str, str, str | None, int | None, str | None]]:
+    """(attribute, URL as written, site path it points at or None above the site root, line in the file,
+    frontmatter key) of each relative URL of `issue`: its `image:` and the links, images and raw-HTML URLs of
+    its body (`markdown.relative_references`)."""
+    found: list[tuple[str, str, int | None, str | None]] = []
+    if issue.image and markdown.is_relative(issue.image):
+        found.append(("src", issue.image, None, "image"))
+    found += [(attr, url, line, None) for attr, url, line in
+              markdown.relative_references(issue.body, embeds_only=embeds_only)]
+    if not found:
+        return []
+    first, head = _lines(issue)
+    out = []
+    for attr, url, line, key in found:
+        if key is not None:
+            line = _key_line(head, key) if head else None
+        elif line is not None:
+            line = None if first is None else first + line - 1
+        out.append((attr, url, markdown.target_path(url, issue.path.parent, pages, issue.url_path), line, key))
+    return out
+
+
+def _file_path(target: str) -> str:
+    """A site path without its query and fragment, percent-decoded: the file name it stands for."""
+    return unquote(target.split("#", 1)[0].split("?", 1)[0])
+
+
+def missing_files(config: Config, issues: Iterable[Issue]) -> list[Problem]:
+    """An image (the `image:` key, or an image or other embedded media in the body) with a relative URL must be
+    a file in content/ (copied to the site): a missing one would show as broken on the page, in every feed and
+    in every email. A path under static/ is the theme's (not looked at here; `check` sees the whole site)."""
+    problems: list[Problem] = []
+    assets: set[str] | None = None
+
+    def present(target: str | None) -> bool:
+        nonlocal assets
+        path = None if target is None else _file_path(target)
+        if path is not None and path.startswith("static/"):
+            return True
+        if assets is None:
+            assets = {a.relative_to(config.content_dir).as_posix() for a in content_files(config.content_dir)[1]}
+        return path in assets
+
+    for issue in issues:
+        urls = [*issue.embeds, *([issue.image] if issue.image and markdown.is_relative(issue.image) else [])]
+        if all(present(markdown.target_path(url, issue.path.parent, {}, issue.url_path)) for url in urls):
+            continue  # the usual case, without looking at the body or the file again
+        for attr, url, target, line, key in references(issue, {}, embeds_only=True):
+            if attr not in markdown.EMBEDS or present(target):
+                continue
+            path = None if target is None else _file_path(target)
+            where = f"content/{path}" if path is not None else "a place above the site's root"
+            kind = "" if key else "the image "
+            problems.append(Problem(f"{kind}{show_value(unquote(url))} is not a file in content/ (it points at "
+                                    f"{where})", file=relpath(issue.file, config.root), field=key, line=line,
+                                    hint="add the file, or fix the path, which is relative to this issue's file "
+                                    "(to content/ when it starts with /), or use an https:// URL"))
+    return problems
+
+
+def broken_links(config: Config, issues: Sequence[Issue], produced: Collection[str]) -> list[str]:
+    """Warnings for relative links of `issues` that point at nothing the build produces (`produced`: the site
+    paths of every file of the build), naming file and line."""
+    pages = {str(i.path): i.url_path for i in issues}
+    warnings = []
+    for issue in issues:
+        for attr, url, target, line, key in references(issue, pages):
+            if attr in markdown.EMBEDS and (target is None or not _file_path(target).startswith("static/")):
+                continue  # images are `missing_files`' (an error), except the theme's, which only the build knows
+            path = None if target is None else _file_path(target)
+            if path is not None and (path in produced or (path.rstrip("/") + "/index.html").lstrip("/") in produced):
+                continue
+            where = f"{relpath(issue.file, config.root)}:{line}" if line else str(relpath(issue.file, config.root))
+            points = f"{path or '/'}, which" if path is not None else "a place above the site's root, which"
+            hint = ("link to an issue by its Markdown file, e.g. 2026-11-20-x.md, and the build makes the right "
+                    "URL; a file to link to goes in content/")
+            warnings.append(f"{where}: {key + ': ' if key else ''}the link {show_value(unquote(url))} points at "
+                            f"{points} nothing in the build makes ({hint})")
+    return warnings
 
 
 def sort_issues(issues: Iterable[Issue]) -> list[Issue]:
@@ -474,7 +578,7 @@ def find_issue(issues: Sequence[Issue], slug: str) -> Issue:
             return issue
     close = difflib.get_close_matches(slug, [i.slug for i in issues], n=3)
     raise PublisherError(f"no issue has the slug {show_value(slug)}",
-                         hint=f"did you mean {', '.join(close)}?" if close else "see `publisher check`")
+                         hint=f"did you mean {', '.join(close)}?" if close else "see `publisher list`")
 
 
 def select(issues: Iterable[Issue], now: datetime, *, drafts: bool = False, future: bool = False) -> list[Issue]:

@@ -317,6 +317,7 @@ class S3Target:
         self._cloudfront = cloudfront
         self.etags: dict[str, str] = {}  # key -> ETag of what is there now
         self.hashes: dict[str, str] = {}  # key -> SHA-256 of what is there now
+        self.manifest_body: bytes | None = None  # the manifest as read: an unchanged one is not written again
 
     def _call(self, method: str, **kwargs: Any) -> Any:
         try:
@@ -358,6 +359,7 @@ class S3Target:
     def _manifest(self) -> dict[str, dict[str, str]]:
         try:
             body = self._call("get_object", Key=self.prefix + MANIFEST)["Body"].read()
+            self.manifest_body = body
             data = json.loads(body)
             return data["files"] if isinstance(data.get("files"), dict) else {}
         except (ValueError, KeyError, AttributeError):
@@ -390,6 +392,9 @@ class S3Target:
         entries = {key: {"sha256": self.hashes[key], "etag": self.etags[key]}
                    for key in sorted(files) if key in self.hashes and key in self.etags}
         body = json.dumps({"version": 1, "files": entries}, indent=0, sort_keys=True).encode()
+        if body == self.manifest_body:
+            log.debug("%s unchanged; not written again", MANIFEST)
+            return  # a no-change deploy writes nothing (no PUT, no new version on a versioned bucket)
         self._call("put_object", Key=self.prefix + MANIFEST, Body=body, ContentType="application/json",
                    CacheControl="no-store")
 

@@ -39,6 +39,7 @@ class FeedEntry:
     content: str | None  # full HTML, or None when feeds carry summaries only
     tags: tuple[str, ...]
     authors: tuple[str, ...]
+    creator: str  # the authors as one name, for RSS's dc:creator
     image: str | None
 
 
@@ -59,14 +60,20 @@ def make_entry(config: Config, issue: Issue, body: str, pages: Mapping[str, str]
         content = xml_safe(markdown.absolutize(body, issue.path.parent, pages, config.site.url, permalink))
     image = None
     if issue.image:
-        target = markdown.site_path(issue.image, issue.path.parent, pages)
-        image = issue.image if target is None else markdown.absolute_url(config.site.url, target)
-    authors = issue.authors or ((config.site.author,) if config.site.author else ())
+        image = markdown.absolute(issue.image, issue.path.parent, pages, config.site.url, permalink)
+    authors = tuple(xml_safe(a) for a in issue.authors or ((config.site.author,) if config.site.author else ()))
     return FeedEntry(
         issue=issue, title=xml_safe(issue.title), permalink=permalink, summary=xml_safe(issue.summary),
-        content=content, tags=tuple(xml_safe(t) for t in issue.tags),
-        authors=tuple(xml_safe(a) for a in authors), image=image,
+        content=content, tags=tuple(xml_safe(t) for t in issue.tags), authors=authors,
+        creator=join_names(authors, config.site.language), image=image,
     )
+
+
+def join_names(names: Sequence[str], language: str) -> str:
+    """Several authors as one name: "张三、李四" in Chinese and Japanese, "A, B" otherwise. RSS readers show one
+    dc:creator per item (newsboat keeps the last of several), so an item has one that names them all."""
+    separator = "、" if language.lower().startswith(("zh", "ja")) else ", "
+    return separator.join(names)
 
 
 def _generator(config: Config, scope: Scope, self_url: str, self_type: str,
@@ -82,8 +89,10 @@ def _generator(config: Config, scope: Scope, self_url: str, self_type: str,
     fg.link(href=scope.home, rel="alternate", type="text/html")
     fg.language(site.language)
     fg.generator(GENERATOR, version=__version__, uri=GENERATOR_URI)
-    if site.author:
-        fg.author({"name": xml_safe(site.author), **({"email": site.author_email} if site.author_email else {})})
+    # RFC 4287 requires an author of the feed (or of every entry): without site.author (the `init` default),
+    # the site's title stands for it (`check` warns).
+    author = xml_safe(site.author) or xml_safe(site.title)
+    fg.author({"name": author, **({"email": site.author_email} if site.author_email else {})})
     # feedgen stamps both with the clock by default; the newest issue keeps rebuilds byte-identical. Only a feed
     # with no issue at all (a new newsletter) takes the build's time, as Atom requires some `updated`.
     newest = scope.entries[0].issue.date if scope.entries else (now or EPOCH)
@@ -121,8 +130,9 @@ def _add_entry(fg: FeedGenerator, entry: FeedEntry, *, rss: bool) -> None:
     for tag in entry.tags:
         fe.category(term=tag, label=tag)
     for name in entry.authors:
-        fe.author({"name": name})
-        fe.dc.dc_creator(name, replace=False)
+        fe.author({"name": name})  # Atom: one <author> each
+    if entry.creator:
+        fe.dc.dc_creator(entry.creator)
 
 
 STYLESHEET = "static/feed.xsl"  # the theme's XSLT: a feed opened in a browser reads as a page

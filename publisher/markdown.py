@@ -351,9 +351,12 @@ def _split_suffix(url: str) -> tuple[str, str, str]:
     return url, "", ""
 
 
+_SAFE = "/%#?=&:@!$'()*+,;~"  # what quoting a URL's path leaves as it is
+
+
 def absolute_url(site_url: str, path: str) -> str:
     """`path` (site-relative) under the site's base URL, percent-encoded where a URL needs it."""
-    return site_url + quote(path, safe="/%#?=&:@!$'()*+,;~")
+    return site_url + quote(path, safe=_SAFE)
 
 
 def localize(fragment: str, base: PurePosixPath, pages: Mapping[str, str], prefix: str) -> str:
@@ -361,27 +364,110 @@ def localize(fragment: str, base: PurePosixPath, pages: Mapping[str, str], prefi
 
     def rewrite(url: str) -> str:
         target = site_path(url, base, pages)
-        return url if target is None else prefix + quote(target, safe="/%#?=&:@!$'()*+,;~")
+        return url if target is None else prefix + quote(target, safe=_SAFE)
 
     return rewrite_urls(fragment, rewrite)
+
+
+# Where a relative URL an author writes points (one rule for web pages, feeds and emails, so that they agree):
+# - inside content/ (`images/a.png`, `../2026/x.md`, `/about/`): the file or page the build makes of it;
+#   a root-relative `/x` is relative to the *site root*, i.e. under `site.url` with its path
+#   (`https://e.com/daily/` + `x`), not to the host's root: the site may live in a sub-folder, and the web pages
+#   (`localize`) point `/x` at the same place, so a site moved to another path keeps working;
+# - climbing out of content/ (`../2026-11-20-x/` from content/y.md): relative to the issue's own page
+#   (`issues/<slug>/`), as a browser resolves it there; web pages keep it as written, feeds and emails join it
+#   to the page's absolute URL.
+
+
+def target_path(url: str, base: PurePosixPath, pages: Mapping[str, str], page_path: str) -> str | None:
+    """The site path (query and fragment kept) a relative URL written in the issue at content/`base`, whose
+    page is `page_path`, points at; None for absolute URLs, fragments, and paths above the site root."""
+    if not is_relative(url):
+        return None
+    target = site_path(url, base, pages)
+    return target if target is not None else site_path(url, PurePosixPath(page_path), {})
+
+
+def absolute(url: str, base: PurePosixPath, pages: Mapping[str, str], site_url: str, page_url: str) -> str:
+    """`url` as written in the issue at content/`base` made absolute, for a feed or an email (where nothing
+    resolves a relative URL). `page_url` is the issue's page: a bare `#fragment` (footnotes, heading links)
+    and a path that climbs out of content/ are resolved against it (see the rule above)."""
+    if url.startswith("#"):
+        return page_url + url
+    if url.startswith("//"):
+        return urljoin(site_url, url)
+    target = site_path(url, base, pages)
+    if target is not None:
+        return absolute_url(site_url, target)
+    if is_relative(url):
+        return urljoin(page_url, quote(url, safe=_SAFE))
+    return url
 
 
 def absolutize(fragment: str, base: PurePosixPath, pages: Mapping[str, str], site_url: str, page_url: str) -> str:
-    """Rewrite relative URLs to absolute ones under `site_url`, for feeds and emails.
+    """Rewrite relative URLs to absolute ones (see `absolute`), for feeds and emails."""
+    return rewrite_urls(fragment, lambda url: absolute(url, base, pages, site_url, page_url))
 
-    A bare `#fragment` (footnotes, heading links) points into the issue's page `page_url`: in a feed reader or a
-    mail client there is no page for it to resolve against.
-    """
 
-    def rewrite(url: str) -> str:
-        if url.startswith("#"):
-            return page_url + url
-        target = site_path(url, base, pages)
-        if target is None:
-            return urljoin(site_url, url) if url.startswith("//") else url
-        return absolute_url(site_url, target)
+# ---- finding the relative URLs of an issue (for `check`, and for images that must exist) ----
 
-    return rewrite_urls(fragment, rewrite)
+# Cheap tests that most issues (every URL absolute) fail, so that only the few others are parsed: a Markdown
+# link or image destination, a link reference definition, or a raw-HTML URL attribute whose URL has no scheme.
+# Each pattern starts with a literal (which the regex engine searches for fast), and runs only when a substring
+# test says it may match: a single pattern with alternatives is tried at every position, 30x slower.
+_NO_SCHEME = r"(?![A-Za-z][A-Za-z0-9+.-]*:|//|#)"
+_LINK = re.compile(rf"\]\([ \t\n]*<?{_NO_SCHEME}[^\s)]")
+_IMAGE = re.compile(rf"!\[(?:[^\[\]]|\[[^\[\]]*\])*\]\([ \t\n]*<?{_NO_SCHEME}[^\s)]")  # alt text: [] 1 deep
+_DEFINITION = re.compile(rf"\n {{0,3}}\[(?!\^)[^\]\n]+\]:[ \t]*\n?[ \t]*<?{_NO_SCHEME}\S")
+_RAW_ATTRS = {"href": re.compile(rf"href[ \t\n]*=[ \t\n]*[\"']?{_NO_SCHEME}"),
+              "src": re.compile(rf"src[ \t\n]*=[ \t\n]*[\"']?{_NO_SCHEME}"),
+              "poster": re.compile(rf"poster[ \t\n]*=[ \t\n]*[\"']?{_NO_SCHEME}")}
+
+
+def _may_have_relative(source: str, embeds_only: bool) -> bool:
+    if (_IMAGE if embeds_only else _LINK).search(source):
+        return True
+    if "]:" in source and _DEFINITION.search("\n" + source):  # a reference-style link or image may use it
+        return True
+    names = ("src", "poster") if embeds_only else ("href", "src", "poster")
+    return any(name in source and _RAW_ATTRS[name].search(source) for name in names)
+
+
+_RAW_URL_ATTR = re.compile(r'(?<=\s)(href|src|poster)="([^"]*)"')
+EMBEDS = ("src", "poster")  # attributes whose URL is shown inside the page: an image, a video
+
+
+def relative_references(source: str, *, embeds_only: bool = False) -> list[tuple[str, str, int | None]]:
+    """(attribute, URL, line) of each relative URL in Markdown `source`: a link gives "href", an image "src",
+    raw HTML its attribute's name; the line is 1-based within `source` (None if unknown). The URL is as the
+    HTML has it (Markdown percent-encodes it). `embeds_only`: images and other embedded media only."""
+    if not _may_have_relative(source, embeds_only):
+        return []
+    encoded = source.encode("utf-8", "surrogatepass")
+
+    def line_of(node: markdown_it_pyrs.Node) -> int | None:
+        srcmap = getattr(node, "srcmap", None)
+        return encoded.count(b"\n", 0, srcmap[0]) + 1 if srcmap else None
+
+    found: list[tuple[str, str, int | None]] = []
+    stack = [tree(source)]
+    while stack:  # without recursion: emphasis may nest thousands of levels deep
+        node = stack.pop()
+        name = node.name
+        if name in ("link", "image"):
+            attr = "src" if name == "image" else "href"
+            url = node.meta.get("url", "")
+            if is_relative(url) and (attr in EMBEDS or not embeds_only):
+                found.append((attr, url, line_of(node)))
+        elif name in ("html_inline", "html_block"):
+            raw = node.meta.get("content", "")
+            start = line_of(node)
+            for match in _RAW_URL_ATTR.finditer(raw):
+                attr, url = match.group(1), html.unescape(match.group(2))
+                if is_relative(url) and (attr in EMBEDS or not embeds_only):
+                    found.append((attr, url, None if start is None else start + raw.count("\n", 0, match.start())))
+        stack.extend(reversed(node.children))
+    return found
 
 
 # ---- plain text (the text/plain part of an email) ----
@@ -459,6 +545,16 @@ def _item_groups(children: Sequence[markdown_it_pyrs.Node]) -> list[Group]:
     return groups
 
 
+_SUMMARY = re.compile(r"<summary\b[^>]*>(.*?)</summary\s*>", re.S | re.I)
+_SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def footnote_mark(number: int) -> str:
+    """A footnote's number in plain text, in superscript digits (²): the HTML's number, set apart from the [n]
+    of a link."""
+    return str(number).translate(_SUPERSCRIPT)
+
+
 class TextRenderer:
     """Markdown tree to readable plain text: links as numbered references [1] listed at the end."""
 
@@ -466,13 +562,14 @@ class TextRenderer:
         self.resolve = resolve  # URL as written -> absolute URL
         self.width = width
         self.links: list[str] = []
-        self.footnotes: list[str] = []
+        self.footnotes: list[tuple[int, str]] = []  # (number, text): numbered as the HTML numbers them
 
     def render(self, source: str) -> str:
         blocks = self.blocks(tree(source).children, "")
         text = "\n\n".join(b for b in blocks if b)
         if self.footnotes:
-            text += "\n\n" + "-" * 20 + "\n" + "\n".join(self.footnotes)
+            notes = [f"{footnote_mark(n)} {note}" for n, note in sorted(self.footnotes)]
+            text += "\n\n" + "-" * 20 + "\n" + "\n".join(notes)
         if self.links:
             refs = [f"[{n}] {url}" for n, url in enumerate(self.links, 1)]
             text += "\n\n" + "\n".join(refs)
@@ -513,7 +610,7 @@ class TextRenderer:
                 alt = self.inline(child, depth).strip() or "image"
                 out.append(f"[{alt}] [{self.ref(child.meta.get('url', ''))}]")
             elif name == "footnote_ref":
-                out.append(f"[^{child.meta.get('label', child.meta.get('def_id', ''))}]")
+                out.append(footnote_mark(child.meta.get("def_id", 0)))  # the HTML's [n], and not a link's [n]
             elif name == "strikethrough":
                 out.append(f"~~{self.inline(child, depth)}~~")  # struck-out text must not read as if it stood
             elif name in ("html_inline", "heading_anchor", "footnote_ref_anchor"):
@@ -558,12 +655,14 @@ class TextRenderer:
         if name == "table":
             return self.table(node, indent)
         if name == "html_block":
-            return ""
+            # Raw HTML shows nothing in text, except the visible label of a <details> block: its <summary>.
+            summaries = [" ".join(html.unescape(_TAG.sub("", m)).split())
+                         for m in _SUMMARY.findall(node.meta.get("content", ""))]
+            return "\n\n".join("\n".join(wrap(t, width, indent)) for t in summaries if t)
         if name == "footnote_container":
             for definition in node.children:
-                label = definition.meta.get("label", definition.meta.get("def_id", ""))
                 text = " ".join(b for b in self.blocks(definition.children, "") if b)
-                self.footnotes.append(f"[^{label}] {text.replace(chr(10), ' ')}")
+                self.footnotes.append((int(definition.meta.get("def_id", 0) or 0), text.replace("\n", " ")))
             return ""
         if node.children:
             return "\n\n".join(b for b in self.blocks(node.children, indent) if b)

@@ -30,11 +30,11 @@ from datetime import datetime, time
 from pathlib import Path
 
 from . import build as build_mod
-from . import clock
+from . import clock, content
 from . import deploy as deploy_mod
 from .config import Config, load_config
 from .content import Issue
-from .errors import PublisherError
+from .errors import PublisherError, relpath
 from .sending import send_issue
 from .subscribers import connect, migrate
 
@@ -106,6 +106,8 @@ class PublishReport:
     deployed: int = 0  # files uploaded
     deploy_skipped: bool = False  # dist/ as last deployed
     sent: dict[str, int] = field(default_factory=dict)  # issue -> messages sent this run
+    already_sent: dict[str, int] = field(default_factory=dict)  # issue -> subscribers who had it before this run
+    not_sent: list[str] = field(default_factory=list)  # public now, never emailed: `send: false`
     too_late: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)  # quiet hours
     failures: list[str] = field(default_factory=list)
@@ -113,7 +115,8 @@ class PublishReport:
 
     @property
     def did_something(self) -> bool:
-        return bool(self.built or self.deployed or any(self.sent.values()) or self.too_late or self.newly_public)
+        return bool(self.built or self.deployed or any(self.sent.values()) or self.too_late or self.newly_public
+                    or self.not_sent)
 
 
 class State:
@@ -195,6 +198,7 @@ def _email(config: Config, issue: Issue, state: State, report: PublishReport, *,
         return
     if not issue.send:
         state.send_state(issue.slug, "not_sent", now, "send: false")
+        report.not_sent.append(issue.slug)
         return
     started = send_state in ("sending", "failed")
     late = now - issue.date
@@ -217,6 +221,8 @@ def _email(config: Config, issue: Issue, state: State, report: PublishReport, *,
         report.failures.append(f"{issue.slug}: {exc}")
         return
     report.sent[issue.slug] = sent.sent
+    if sent.already_sent:
+        report.already_sent[issue.slug] = sent.already_sent
     if sent.stopped or sent.remaining or sent.uncertain:
         why = sent.stopped or (f"{sent.uncertain} uncertain" if sent.uncertain else f"{sent.remaining} pending")
         state.send_state(issue.slug, "failed", now, why)
@@ -227,6 +233,80 @@ def _email(config: Config, issue: Issue, state: State, report: PublishReport, *,
 
 def _ago(delta: object) -> str:
     return str(delta).split(".")[0]
+
+
+# ---- what each issue's state is: `publisher list` ----
+
+
+@dataclass(frozen=True)
+class IssueStatus:
+    slug: str
+    title: str
+    date: datetime
+    status: str  # draft | scheduled | published | sent
+    sent: int  # messages delivered, from the ledger
+    tags: tuple[str, ...]
+    file: str  # relative to content/
+    note: str | None = None  # why a public issue was not emailed (send: false, too late, failed)
+
+    @property
+    def label(self) -> str:
+        if self.status == "sent":
+            return f"sent to {self.sent}"
+        return f"{self.status} ({self.note})" if self.note else self.status
+
+    def as_json(self) -> dict[str, object]:
+        return {"slug": self.slug, "title": self.title, "date": self.date.isoformat(), "status": self.status,
+                "sent": self.sent, "tags": list(self.tags), "file": self.file, "note": self.note}
+
+
+_NOTES = {"not_sent": "not emailed: send: false", "too_late": "not emailed: too late, publish --force sends it",
+          "failed": "emailing failed, the next publish retries", "sending": "emailing in progress"}
+
+
+def issue_statuses(config: Config, *, now: datetime) -> list[IssueStatus]:
+    """Every issue under content/ (drafts and scheduled ones too), newest first, with what the ledger in
+    `subscribers.database` says was sent. Reads the database only (never creates or migrates it)."""
+    issues = content.load_issues(config)
+    sent, states = _ledger(config.root / config.subscribers.database)
+    statuses = []
+    for issue in issues:
+        note = None
+        if issue.draft:
+            status = "draft"
+        elif issue.is_future(now):
+            status = "scheduled"
+        elif sent.get(issue.slug):
+            status = "sent"
+        else:
+            status = "published"
+            note = "not emailed: send: false" if not issue.send else _NOTES.get(states.get(issue.slug, ""))
+        statuses.append(IssueStatus(issue.slug, issue.title, issue.date, status, sent.get(issue.slug, 0),
+                                    issue.tags, str(issue.path), note))
+    return sorted(statuses, key=lambda s: (s.date, s.slug), reverse=True)
+
+
+def _ledger(path: Path) -> tuple[dict[str, int], dict[str, str]]:
+    """(issue -> messages sent, issue -> publish send_state) from the database, if there is one."""
+    if not path.is_file():
+        return {}, {}
+    sent: dict[str, int] = {}
+    states: dict[str, str] = {}
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return {}, {}
+    try:
+        with contextlib.suppress(sqlite3.OperationalError):  # a table not made yet: nothing sent
+            sent = dict(db.execute("SELECT issue, count(*) FROM deliveries WHERE state = 'sent' GROUP BY issue"))
+        with contextlib.suppress(sqlite3.OperationalError):
+            states = dict(db.execute("SELECT issue, send_state FROM published_issues"))
+    except sqlite3.DatabaseError as exc:
+        raise PublisherError(f"cannot read the delivery ledger: {exc}", file=path.name,
+                             hint="is it a publisher database? `publisher subscribers count` checks it") from None
+    finally:
+        db.close()
+    return sent, states
 
 
 # ---- the run loop ----
@@ -300,6 +380,29 @@ def _run_once(root: Path, stop: threading.Event) -> None:
         raise PublisherError("; ".join(report.failures))
 
 
+def locations(config: Config, report: PublishReport, *, cwd: Path | None = None) -> list[str]:
+    """Where a publish put things: the site, the deploy target, the emails and the ledger (paths relative to
+    `cwd` when inside it)."""
+    def shown(path: Path) -> str:
+        return str(relpath(path, cwd or Path.cwd()))
+
+    target = config.deploy.target
+    if not target.startswith("s3://"):
+        folder = Path(target)
+        target = shown((folder if folder.is_absolute() else config.root / folder).resolve()) + "/"
+    deployed = "unchanged since the last deploy" if report.deploy_skipped else "deployed"
+    lines = [f"Site: {shown(config.output_dir)}/ ({deployed}: {target})"]
+    if config.email.transport == "outbox":
+        outbox = shown(config.root / config.email.outbox)
+        lines.append(f"Emails: {outbox}/<issue>/*.eml (the outbox transport: one file per message, nothing "
+                     "left this machine)")
+    else:
+        lines.append(f"Emails: sent through {config.email.transport}")
+    lines.append(f"Ledger: {shown(config.root / config.subscribers.database)} (who got which issue; "
+                 "`publisher list` shows it)")
+    return lines
+
+
 def summary(report: PublishReport) -> str:
     if not report.did_something and not report.failures and not report.deferred:
         return "nothing due"
@@ -308,7 +411,15 @@ def summary(report: PublishReport) -> str:
     if report.newly_public:
         parts.append(f"published {', '.join(report.newly_public)}")
     for slug, n in report.sent.items():
-        parts.append(f"emailed {slug} to {n}")
+        before = report.already_sent.get(slug, 0)
+        if n == 0 and before:
+            parts.append(f"{slug} was already emailed to all {before} subscribers (nothing new to send)")
+        elif before:
+            parts.append(f"emailed {slug} to {n} ({before} had it already)")
+        else:
+            parts.append(f"emailed {slug} to {n}")
+    if report.not_sent:
+        parts.append(f"not emailing {', '.join(report.not_sent)} (send: false: web and feeds only)")
     if report.too_late:
         parts.append(f"too late to email {', '.join(report.too_late)} (--force sends)")
     if report.deferred:

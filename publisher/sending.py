@@ -36,12 +36,13 @@ from . import clock as clock_mod
 from . import markdown
 from .config import Config
 from .content import find_issue, load_issues
-from .emails import MessageFactory, Recipient, RenderedEmail, render_email, sender_of
+from .emails import MessageFactory, Recipient, RenderedEmail, as_test_copy, render_email, sender_of
 from .errors import PublisherError
 from .subscribers import SqliteStore, Store, connect, migrate, now_text, open_store, write_transaction
 from .tokens import secret_from_env
 from .transports import (
     FatalError,
+    OutboxTransport,
     PermanentError,
     TransientError,
     Transport,
@@ -490,7 +491,12 @@ def send_issue(config: Config, slug: str, *, transport: Transport | None = None,
             address = normalize_email(test_to)
         except ValueError as exc:
             raise PublisherError(str(exc), field="--test") from None
-        transport = transport or transport_for(config, slug)
+        if transport is None:
+            outbox = config.email.transport == "outbox"
+            transport = OutboxTransport(config.root / config.email.outbox, slug, test=True) if outbox \
+                else transport_for(config, slug)
+        factory = MessageFactory(as_test_copy(config, rendered), factory.sender, factory.secret, date=now,
+                                 id_salt=f"test {now.isoformat()}")
         try:
             transport.send(factory.message(Recipient(address)), sender=factory.sender.address, recipient=address,
                            message_id=factory.message_id(Recipient(address)), number=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
 from . import __version__, markdown
@@ -155,8 +156,11 @@ class PageRenderer:
         return self._cached(("tag", tag.name, tag.slug, self._listed(tag.issues)), make)
 
     def not_found(self) -> bytes:
-        # Served by S3/CloudFront for any missing path, so every URL in it is absolute.
-        return self._page("web/404.html", self.config.site.url, "404.html", feeds=feed_links(self.config))
+        # Served by S3/CloudFront (or a preview) for any missing path, at any depth: its links start with the
+        # path of site.url ("/" or "/daily/"), so they lead into the site on whatever host serves it (the real
+        # one, a staging copy, `publisher preview`), never to production from a local copy.
+        return self._page("web/404.html", urlsplit(self.config.site.url).path or "/", "404.html",
+                          feeds=feed_links(self.config))
 
     def sitemap(self) -> bytes:
         url = self.config.site.url

@@ -53,7 +53,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from . import clock as clock_mod
 from .config import Config
-from .emails import Sender, sender_of, strings_for
+from .emails import Sender, sender_of, strings_for, subject_header
 from .errors import PublisherError
 from .subscribers import SUPPRESSED, Store, Subscriber, normalize_email, open_store, validate_subscriber
 from .themes import load_theme
@@ -395,7 +395,8 @@ class Endpoint:
                    "days": self.config.serve.confirm_within.days or 1, "email": {"postal_address":
                                                                                   self.sender.postal_address}}
         message = EmailMessage()
-        message["Subject"] = self.theme.render("email/confirm_subject.txt", **context).strip()
+        subject = self.theme.render("email/confirm_subject.txt", **context).strip()
+        message.set_raw("Subject", subject_header(subject))  # checked by headerregistry; GB18030 when caseless
         message["From"] = Address(self.sender.name, addr_spec=self.sender.address)  # encodes a Chinese name
         message["To"] = address
         message["Date"] = format_datetime(datetime.fromtimestamp(self.clock(), UTC))

@@ -84,7 +84,8 @@ class Transport(Protocol):
 
 class OutboxTransport:
     """Writes each message to `outbox/<slug>/<n>.eml` (n: its place in the audience). A second copy of the same
-    message, for instance after a resend of uncertain rows, gets `<n>.2.eml`, so a duplicate is visible.
+    message, for instance after a resend of uncertain rows, gets `<n>.2.eml`, so a duplicate is visible. Test
+    copies (`send --test`, `test=True`) are `test-1.eml`, `test-2.eml`, ...: never taken for a delivery.
 
     A message is written whole to a hidden temp file and then linked to its name, so an `.eml` is always
     complete: a write that fails (disk full) delivered nothing. Nothing in an outbox write depends on the
@@ -94,8 +95,9 @@ class OutboxTransport:
     name = "outbox"
     FULL = (errno.ENOSPC, errno.EDQUOT)
 
-    def __init__(self, folder: Path, slug: str) -> None:
+    def __init__(self, folder: Path, slug: str, *, test: bool = False) -> None:
         self.folder = folder / slug
+        self.test = test
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def _write(self, path: Path, data: bytes) -> None:
@@ -108,7 +110,8 @@ class OutboxTransport:
             self._write(tmp, message)
             copy = 1
             while True:
-                name = f"{number}.eml" if copy == 1 else f"{number}.{copy}.eml"
+                plain = f"{number}.eml" if copy == 1 else f"{number}.{copy}.eml"
+                name = f"test-{copy}.eml" if self.test else plain
                 try:
                     os.link(tmp, self.folder / name)  # fails if it exists: never overwrite a sent copy
                     return message_id

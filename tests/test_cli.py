@@ -20,8 +20,8 @@ def test_init_then_build(tmp_path, run_cli):
     assert {p.name for p in root.iterdir()} == {"publisher.toml", "content", ".gitignore"}
     result = run_cli("-C", str(root), "build")
     assert result.exit_code == 0, result.stderr
-    assert "Built 1 issue " in result.stdout and "dist/" in result.stdout
-    assert (root / "dist" / "index.html").read_text().count('class="issue-item"') == 1
+    assert "Built 0 issues " in result.stdout and "1 draft (use --drafts)" in result.stdout and "dist/" in result.stdout
+    assert (root / "dist" / "index.html").read_text().count('class="issue-item"') == 0  # the placeholder is a draft
     again = run_cli("-C", str(tmp_path), "init", "letter")
     assert again.exit_code == 1 and "already exists" in again.stderr
 

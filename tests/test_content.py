@@ -166,6 +166,7 @@ def test_issue_fields_and_defaults(newsletter):
         source: https://example.com/original
         authors: [张三, Jane Doe]
     """)
+    (newsletter.content / "2026" / "cover.png").write_bytes(b"\x89PNG")  # a local image must exist (issue 15)
     (issue,) = load_issues(newsletter.load_config())
     assert issue.slug == "full"
     assert str(issue.path) == "2026/2026-11-20-full.md"

@@ -143,6 +143,7 @@ def test_a_parsed_issue_reads_back_equal_to_itself_zone_included(newsletter):
     newsletter.issue("b.md", "title: B\ndate: 2026-03-08 02:30\nsubject: 主题\nsend: false\n")  # not that day
     newsletter.issue("c.md", "title: C\ndate: 2026-11-20T08:00:00+05:30\nsource: https://example.org/x\n")
     newsletter.issue("d.md", "title: D\ndate: 2026-11-20T08:00:00Z\ndraft: true\nimage: a.png\n", body="")
+    (newsletter.content / "a.png").write_bytes(b"\x89PNG")  # a local image must exist (issue 15)
     issues = load_issues(newsletter.load_config())
     assert len(issues) == 4
     for issue in issues:

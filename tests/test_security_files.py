@@ -388,6 +388,9 @@ def test_good_images_and_sources_pass(newsletter):
     for n, image in enumerate(["images/cover.png", "/img/a.png", "https://cdn.example.com/a.png", "a b.png"]):
         newsletter.issue(f"i{n}.md", f'title: x\ndate: 2026-11-2{n}\nimage: "{image}"\n'
                          'source: "https://example.com/post?a=1&b=2"\n')
+    for local in ("images/cover.png", "img/a.png", "a b.png"):  # a local image must exist (issue 15)
+        (newsletter.content / local).parent.mkdir(exist_ok=True)
+        (newsletter.content / local).write_bytes(b"\x89PNG")
     assert {i.image for i in load_issues(newsletter.load_config())} == {
         "images/cover.png", "/img/a.png", "https://cdn.example.com/a.png", "a b.png"}
 
