@@ -205,15 +205,9 @@ target = "public"          # a folder, or s3://bucket/prefix
 _INIT_GITIGNORE = "dist/\npublic/\noutbox/\nsubscribers.db\nsubscribers.db-*\n.publisher-cache/\n.publisher.lock\n"
 
 # The placeholder issue `init` writes: a draft (never built for the public, never emailed), in the site's language.
+_FIRST_ISSUE_FRONTMATTER = "---\ntitle: {title}\ndate: {date}\ntags: [welcome]\ndraft: true\n---\n\n"
 _FIRST_ISSUE = {
     "en": ("Welcome to {site}", """\
----
-title: {title}
-date: {date}
-tags: [welcome]
-draft: true
----
-
 Welcome to the first issue. Write in Markdown; everything above the second `---` line is the frontmatter.
 This issue is a draft (`draft: true` above): it is never published or emailed until you remove that line.
 
@@ -223,13 +217,6 @@ This issue is a draft (`draft: true` above): it is never published or emailed un
 - Run `publisher new "My second issue"` to start the next one.
 """),
     "zh": ("欢迎订阅{site}", """\
----
-title: {title}
-date: {date}
-tags: [welcome]
-draft: true
----
-
 欢迎！这是第一期的草稿。正文用 Markdown 书写；第二个 `---` 之上是 frontmatter（标题、日期、标签）。
 本期是草稿（上面的 `draft: true`）：删除这一行之前，它不会发布到网站，也不会发给订阅者。
 
@@ -244,7 +231,7 @@ draft: true
 def _first_issue(language: str, site: str, date: str) -> str:
     """The placeholder issue in the site's language (English unless a translation exists)."""
     title, text = _FIRST_ISSUE.get(language.lower().split("-")[0], _FIRST_ISSUE["en"])
-    return text.format(title=_toml_str(title.format(site=site)), date=date)
+    return _FIRST_ISSUE_FRONTMATTER.format(title=_toml_str(title.format(site=site)), date=date) + text
 
 
 def _toml_str(value: str) -> str:
