@@ -10,9 +10,7 @@ import contextlib
 import logging
 import os
 import re
-import secrets
 import sys
-import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,12 +18,11 @@ from typing import Any
 
 import click
 
-from . import __version__, clock, content, emails, markdown
-from . import build as build_mod
-from . import deploy as deploy_mod
-from .config import CONFIG_FILE, config_from_dict, load_config
+from . import __version__, clock
 from .errors import PublisherError, relpath
-from .tokens import SECRET_ENV, secret_from_env
+
+# Every command imports what it needs when it runs: `publisher --version`, `--help` and a typo answer at once,
+# without loading Jinja, MJML, lxml, boto3 or Starlette.
 
 log = logging.getLogger("publisher")
 
@@ -127,6 +124,8 @@ def _say(text: str) -> None:
 @click.pass_context
 def build(ctx: click.Context, drafts: bool, future: bool, output: Path | None, no_cache: bool) -> None:
     """Build the web archive and feeds into dist/."""
+    from . import build as build_mod
+    from .config import load_config
     root = _root(ctx)
     config = load_config(root, {"build.output": str(output.resolve()) if output else None})
     when = clock.now()
@@ -153,6 +152,8 @@ def plural(n: int, noun: str) -> str:
 @click.pass_context
 def check(ctx: click.Context, strict: bool) -> None:
     """Validate the config, every issue and the theme without writing anything."""
+    from . import build as build_mod
+    from .config import load_config
     config = load_config(_root(ctx))
     when = clock.now()
     with _counting_warnings() as counter:  # issue warnings (unknown keys, ...) are logged while loading
@@ -257,6 +258,7 @@ def _local_timezone() -> str:
 def init(ctx: click.Context, directory: Path, title: str, url: str, language: str, tz: str | None,
          author: str) -> None:
     """Create a new newsletter folder in DIRECTORY (default: here)."""
+    from .config import CONFIG_FILE, config_from_dict
     target = directory if directory.is_absolute() else _root(ctx) / directory
     if (target / CONFIG_FILE).exists():
         raise PublisherError(f"{relpath(target / CONFIG_FILE, Path.cwd())} already exists",
@@ -265,6 +267,8 @@ def init(ctx: click.Context, directory: Path, title: str, url: str, language: st
     text = _INIT_CONFIG.format(title=_toml_str(title), url=_toml_str(url), description=_toml_str(""),
                                language=_toml_str(language), timezone=_toml_str(tz), author=_toml_str(author))
     # A bad --url or --timezone is reported now, naming the key, before anything is written.
+    import tomllib
+
     config = config_from_dict(tomllib.loads(text), root=target.resolve(), file=target / CONFIG_FILE)
     (target / "content").mkdir(parents=True, exist_ok=True)
     (target / CONFIG_FILE).write_text(text, encoding="utf-8")
@@ -294,6 +298,8 @@ def _ascii_slug(title: str) -> str:
 @click.pass_context
 def new(ctx: click.Context, title: str, slug: str | None, date_text: str | None) -> None:
     """Start a new issue: content/YYYY-MM-DD-SLUG.md with its frontmatter filled in (as a draft)."""
+    from . import content
+    from .config import load_config
     config = load_config(_root(ctx))
     tz = config.site.timezone
     if date_text:
@@ -338,6 +344,7 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
     """List every issue, newest first: slug, date, status (draft, scheduled, published, sent to N), tags."""
     import json
 
+    from .config import load_config
     from .scheduler import issue_statuses
 
     statuses = issue_statuses(load_config(_root(ctx)), now=clock.now())
@@ -353,11 +360,14 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
 @click.option("--text", "mode", flag_value="text", help="Print the plain-text part.")
 @click.option("--eml", "mode", flag_value="eml", help="Print the whole MIME message.")
 @click.option("--html", "mode", flag_value="html", default=True, help="Print the HTML (the default).")
-@click.option("--to", "to", default=emails.EXAMPLE_ADDRESS, show_default=True, help="The recipient to fill in.")
+@click.option("--to", "to", default="reader@example.com", show_default=True, help="The recipient to fill in.")
 @click.option("--name", default="", help="The recipient's name, for the greeting.")
 @click.pass_context
 def email_command(ctx: click.Context, slug: str, mode: str, to: str, name: str) -> None:
     """Print the email of issue SLUG as one subscriber would get it."""
+    from . import content, emails, markdown
+    from .config import load_config
+    from .tokens import SECRET_ENV, secret_from_env
     config = load_config(_root(ctx))
     issues = content.load_issues(config)
     issue = content.find_issue(issues, slug)
@@ -368,6 +378,8 @@ def email_command(ctx: click.Context, slug: str, mode: str, to: str, name: str) 
     try:
         secret = secret_from_env()
     except PublisherError:
+        import secrets
+
         secret = secrets.token_bytes(32)
         log.warning("%s is not set: the unsubscribe link in this preview is signed with a throwaway key",
                     SECRET_ENV)
@@ -388,6 +400,8 @@ def email_command(ctx: click.Context, slug: str, mode: str, to: str, name: str) 
 @click.pass_context
 def deploy_command(ctx: click.Context, dry_run: bool, delete: bool) -> None:
     """Upload dist/ to deploy.target (a folder or s3://bucket/prefix): only what changed, feeds last."""
+    from . import deploy as deploy_mod
+    from .config import load_config
     config = load_config(_root(ctx))
     with progress_bar("Uploading") as progress:
         result = deploy_mod.deploy(config, dry_run=dry_run, delete=delete, progress=progress)
@@ -417,6 +431,7 @@ def subscribers() -> None:
 
 
 def _store(ctx: click.Context):  # type: ignore[no-untyped-def]
+    from .config import load_config
     from .subscribers import open_store
 
     return open_store(load_config(_root(ctx.find_root())))
@@ -543,6 +558,7 @@ def subscribers_export(ctx: click.Context, file: Path, status: str | None) -> No
 def send_command(ctx: click.Context, slug: str, test_to: str | None, dry_run: bool, limit: int | None,
                  resend_uncertain: bool, mark_uncertain_sent: bool) -> None:
     """Send issue SLUG to every active subscriber who has not had it yet (resumes where it stopped)."""
+    from .config import load_config
     from .sending import send_issue
 
     if resend_uncertain and mark_uncertain_sent:
@@ -581,6 +597,7 @@ def send_command(ctx: click.Context, slug: str, test_to: str | None, dry_run: bo
 @click.pass_context
 def events_command(ctx: click.Context, queue_url: str) -> None:
     """Read SES bounce and complaint notifications (SNS -> SQS) and suppress those addresses."""
+    from .config import load_config
     from .events import process_queue
 
     report = process_queue(load_config(_root(ctx)), queue_url)
@@ -599,6 +616,7 @@ def preview_command(ctx: click.Context, port: int, open_browser: bool) -> None:
     import threading
     import webbrowser
 
+    from .config import load_config
     from .preview import PREFIX, Preview
 
     load_config(_root(ctx))  # a broken config fails now, with its message
@@ -634,6 +652,7 @@ def publish_command(ctx: click.Context, due: bool, force: bool) -> None:
     import signal
     import threading
 
+    from .config import load_config
     from .scheduler import Busy, locations, publish, summary
 
     config = load_config(_root(ctx))
@@ -662,6 +681,7 @@ def publish_command(ctx: click.Context, due: bool, force: bool) -> None:
 @click.pass_context
 def run_command(ctx: click.Context) -> None:
     """Publish what is due every schedule.every until stopped (SIGTERM or Ctrl-C)."""
+    from .config import load_config
     from .scheduler import run_forever
 
     load_config(_root(ctx))  # a broken config fails now, not in the loop
@@ -678,6 +698,7 @@ def run_command(ctx: click.Context) -> None:
 @click.pass_context
 def serve_command(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run the subscribe / confirm / unsubscribe endpoint (put it behind a reverse proxy with TLS)."""
+    from .config import load_config
     from .subscription import serve
 
     serve(load_config(_root(ctx)), host, port)
