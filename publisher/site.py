@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -214,8 +215,34 @@ def render_pages(config: Config, theme: Theme, issues: Sequence[Issue], bodies: 
 def issue_inputs(issue: Issue, pages: Mapping[str, str]) -> tuple[object, ...]:
     """What a rendering of one issue depends on: its fields, its Markdown, and where links to other issues go
     (the version of publisher, which fixes how Markdown renders, is in every cache key)."""
-    links = sorted(pages.items()) if ".md" in issue.body else None
+    links = _md_targets(issue, pages) if ".md" in issue.body else None
     return (fingerprint(issue), links)
+
+
+# Where a `.md` link target can start: it ends at `.md` and runs back to one of these (whatever the syntax around
+# it: inline, reference, autolink, raw HTML). Over-collecting costs nothing; missing one would serve a stale link.
+_MD_END = re.compile(r"\.md(?![\w-])", re.IGNORECASE)
+_TOKEN_STOPS = frozenset(" \t\r\n()<>[]\"'`|")
+_TOKEN_MAX = 512  # a longer "path" is no link target; bounds the work on long runs of CJK text without spaces
+
+
+def _md_tokens(body: str) -> set[str]:
+    """Each `.md` path the body may link to. Found from the `.md` backwards, not with a pattern scanning
+    forwards from every character, which is quadratic in a long run of Chinese text (no spaces to stop it)."""
+    tokens = set()
+    for match in _MD_END.finditer(body):
+        start, floor = match.start(), max(0, match.start() - _TOKEN_MAX)
+        while start > floor and body[start - 1] not in _TOKEN_STOPS:
+            start -= 1
+        tokens.add(body[start:match.end()])
+    return tokens
+
+
+def _md_targets(issue: Issue, pages: Mapping[str, str]) -> tuple[tuple[str, str | None], ...]:
+    """Where each `.md` link of the issue goes: the page of the issue it names. A rendering depends on these,
+    not on the whole page map (keying on the map made every such issue's key O(issues): quadratic builds)."""
+    base, tokens = issue.path.parent, sorted(_md_tokens(issue.body))
+    return tuple((token, markdown.site_path(token, base, pages)) for token in tokens)
 
 
 def fingerprint(issue: Issue) -> str:

@@ -127,3 +127,27 @@ def test_user_theme_overrides_one_file(newsletter):
     issue = (newsletter.root / "dist" / "issues" / "x" / "index.html").read_text()
     assert '<p class="mine">标题</p>' in issue
     assert "issue-list" in (newsletter.root / "dist" / "index.html").read_text()  # built-in index kept
+
+
+def test_an_issue_is_keyed_on_where_its_md_links_go_not_on_every_page():
+    """The cache key of an issue with `.md` links names each link's target page (any link syntax), and does
+    not grow with the number of issues (the whole page map in every key made rebuilds quadratic)."""
+    from pathlib import PurePosixPath
+
+    from publisher.site import _md_tokens, issue_inputs
+
+    body = ('见[上期](2026-11-20-x.md#a)，[r]: ../2026/y.md "t"\n<a href="z.md">z</a> '
+            "https://github.com/a/README.md README.mdx `c.md`")
+    assert _md_tokens(body) >= {"2026-11-20-x.md", "../2026/y.md", "z.md", "https://github.com/a/README.md", "c.md"}
+    assert not any(t.endswith(".mdx") for t in _md_tokens(body))
+
+    class Stub:  # the two fields issue_inputs reads, besides the digest
+        path = PurePosixPath("2026/2026-11-21-b.md")
+        digest = "d"
+
+    Stub.body = body
+    few = {"2026/2026-11-20-x.md": "issues/x/"}
+    many = few | {f"2025/{n}.md": f"issues/{n}/" for n in range(5000)}
+    assert issue_inputs(Stub, few) == issue_inputs(Stub, many)  # unrelated pages do not enter the key
+    moved = {"2026/2026-11-20-x.md": "issues/renamed/"}
+    assert issue_inputs(Stub, few) != issue_inputs(Stub, moved)  # a linked page that moves does
