@@ -25,6 +25,14 @@ def _sendable(newsletter, extra=""):
     newsletter.config(text + '[email]\nfrom_address = "news@example.com"\n' + extra)
 
 
+def _ready_to_send(newsletter, monkeypatch):
+    """A newsletter that can email: the secret set, a sender address, 4 active subscribers."""
+    for name, value in SECRET_ENV.items():
+        monkeypatch.setenv(name, value)
+    _sendable(newsletter)
+    _subscribe(newsletter.root)
+
+
 # ---- item 3: init's placeholder is a draft, in the site's language ----
 
 
@@ -96,10 +104,7 @@ def test_check_strict_fails_on_warnings_and_passes_without(newsletter, run_cli):
 
 
 def test_quiet_silences_build_deploy_and_publish_but_not_errors(newsletter, run_cli, monkeypatch):
-    for name, value in SECRET_ENV.items():
-        monkeypatch.setenv(name, value)
-    _sendable(newsletter)
-    _subscribe(newsletter.root)
+    _ready_to_send(newsletter, monkeypatch)
     newsletter.issue("2026-11-26-a.md", 'title: "A"\ndate: 2026-11-26 19:00\n')
     newsletter.issue("d.md", 'title: "D"\ndate: 2026-11-20\ndraft: true\n')
     root = str(newsletter.root)
@@ -167,10 +172,7 @@ def test_list_shows_every_issue_with_its_status_and_the_ledger(newsletter, run_c
 
 
 def test_publish_names_its_folders_and_why_an_issue_was_not_emailed(newsletter, run_cli, monkeypatch):
-    for name, value in SECRET_ENV.items():
-        monkeypatch.setenv(name, value)
-    _sendable(newsletter)
-    _subscribe(newsletter.root)
+    _ready_to_send(newsletter, monkeypatch)
     newsletter.issue("2026-11-26-a.md", 'title: "A"\ndate: 2026-11-26 19:00\n')
     newsletter.issue("2026-11-26-web.md", 'title: "W"\ndate: 2026-11-26 19:30\nsend: false\n')
     result = run_cli("-C", str(newsletter.root), "publish", "--due")
@@ -185,10 +187,7 @@ def test_publish_names_its_folders_and_why_an_issue_was_not_emailed(newsletter, 
 
 
 def test_publish_says_already_sent_to_all_instead_of_to_0(newsletter, run_cli, monkeypatch):
-    for name, value in SECRET_ENV.items():
-        monkeypatch.setenv(name, value)
-    _sendable(newsletter)
-    _subscribe(newsletter.root)
+    _ready_to_send(newsletter, monkeypatch)
     newsletter.issue("2026-11-26-a.md", 'title: "A"\ndate: 2026-11-26 19:00\n')
     root = str(newsletter.root)
     assert run_cli("-C", root, "send", "a").exit_code == 0  # sent by hand before the scheduler ran
