@@ -469,10 +469,11 @@ Progress = Callable[[int, int], None]  # (files done, files in all)
 
 
 def deploy(config: Config, *, dry_run: bool = False, delete: bool = False, target: Target | None = None,
-           progress: Progress | None = None) -> DeployResult:
-    """Upload the changes of `dist/` to the configured target."""
+           progress: Progress | None = None, files: Mapping[str, LocalFile] | None = None) -> DeployResult:
+    """Upload the changes of `dist/` to the configured target. `files`: `local_files(dist/)` when the caller
+    already hashed it (publish does, for its fingerprint), so that it is read once."""
     started = time.perf_counter()
-    files = local_files(config.output_dir)
+    files = local_files(config.output_dir) if files is None else files
     target = target or target_for(config)
     plan = make_plan(files, target.remote(files))
     result = DeployResult(target=target.description, unchanged=plan.unchanged, stale=len(plan.stale), dry_run=dry_run,

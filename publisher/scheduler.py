@@ -24,7 +24,7 @@ import socket
 import sqlite3
 import threading
 import time as time_module
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from pathlib import Path
@@ -150,9 +150,10 @@ class State:
                                                                             slug))
 
 
-def dist_fingerprint(folder: Path) -> str:
+def dist_fingerprint(files: Mapping[str, deploy_mod.LocalFile]) -> str:
+    """One hash of what `deploy_mod.local_files` found in dist/: paths and contents."""
     digest = hashlib.sha256()
-    for key, file in sorted(deploy_mod.local_files(folder).items()):
+    for key, file in sorted(files.items()):
         digest.update(f"{key}\0{file.sha256}\n".encode())
     return digest.hexdigest()
 
@@ -168,11 +169,13 @@ def publish(config: Config, *, now: datetime, due: bool = False, force: bool = F
         db = connect(config.root / config.subscribers.database)
         try:
             state = State(db)
-            fingerprint = dist_fingerprint(result.output)
+            files = deploy_mod.local_files(result.output)  # hashed once, for the fingerprint and the deploy
+            fingerprint = dist_fingerprint(files)
             if state.get("deployed_fingerprint") == fingerprint:
                 report.deploy_skipped = True
             else:
-                deployed = deploy_mod.deploy(config)  # a failure raises: nothing is emailed before the site is up
+                # A failure raises: nothing is emailed before the site is up.
+                deployed = deploy_mod.deploy(config, files=files)
                 report.deployed = deployed.uploaded + deployed.deleted
                 state.set("deployed_fingerprint", fingerprint, now)
             for issue in result.issues:

@@ -277,3 +277,23 @@ def test_outbox_transport_factory_is_used(newsletter):
     publish(config, now=datetime(2026, 12, 1, 8, 1, tzinfo=SHANGHAI), due=True, secret=SECRET,
             transport_factory=factory)
     assert made == ["x"] and len(list((newsletter.root / "elsewhere" / "x").glob("*.eml"))) == 2
+
+
+def test_publish_reads_and_hashes_dist_once(newsletter, monkeypatch):
+    """The fingerprint that decides whether to deploy and the deploy itself share one scan of dist/ (a spy on
+    the scan: counting is all it does, the real function runs)."""
+    from publisher import deploy as deploy_mod
+
+    config = setup(newsletter)
+    newsletter.issue("2026-12-01-x.md", "title: X\ndate: 2026-12-01 08:00\n")
+    scanned = []
+    real = deploy_mod.local_files
+
+    def counting(folder):
+        scanned.append(folder.resolve())
+        return real(folder)
+
+    monkeypatch.setattr(deploy_mod, "local_files", counting)
+    report = publish(config, now=datetime(2026, 12, 1, 8, 5, tzinfo=SHANGHAI), due=True, secret=SECRET)
+    assert report.deployed > 0 and report.sent == {"x": 5}
+    assert scanned.count(config.output_dir.resolve()) == 1
