@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 
 from . import __version__
 from .content import Issue
+from .files import open_no_follow
 
 log = logging.getLogger(__name__)
 
@@ -310,18 +311,10 @@ class RenderCache:
 
     def _load(self, path: Path) -> None:
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            with open_no_follow(path) as fh:  # a planted link or FIFO is not followed, nor waited on
+                data = memoryview(fh.read())
         except FileNotFoundError:
             return
-        except OSError as exc:
-            log.warning("ignoring the render cache %s: %s", path, exc.strerror)
-            return
-        try:
-            with open(fd, "rb") as fh:
-                if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                    log.warning("ignoring the render cache %s: not a regular file", path)
-                    return
-                data = memoryview(fh.read())
         except OSError as exc:
             log.warning("ignoring the render cache %s: %s", path, exc.strerror)
             return

@@ -54,12 +54,12 @@ def text(*, required: bool = False) -> Validator:
 
 # Everything that ends or splits a line: str.splitlines() (and with it the email package's header check) breaks
 # at all of these, and the other C0 and C1 controls have no place in one line of text either.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def control_character(value: str) -> str | None:
     """The first line-breaking or control character in `value` as "U+000D", or None."""
-    match = _CONTROL.search(value)
+    match = CONTROL.search(value)
     return None if match is None else f"U+{ord(match.group()):04X}"
 
 

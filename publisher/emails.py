@@ -28,7 +28,7 @@ import css_inline
 import mjml
 
 from . import markdown
-from .config import Config, ascii_url, control_character, unsubscribe_url
+from .config import CONTROL, Config, ascii_url, control_character, unsubscribe_url
 from .content import Issue
 from .errors import PublisherError, relpath
 from .site import Memo, format_date, issue_inputs
@@ -58,7 +58,7 @@ class UnsafeValue(PermanentError, PublisherError):
 
 
 # What `control_character` finds, as one pattern for the per-message check (a search costs ~0.1 us).
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_UNSAFE = CONTROL
 # What reads as a new line to an author, and so is an error in a subject rather than something to drop.
 _LINE_BREAK = re.compile(r"[\r\n\u2028\u2029]")
 
