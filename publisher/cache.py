@@ -19,8 +19,6 @@ import json
 import logging
 import multiprocessing
 import os
-import secrets
-import stat
 import struct
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -35,91 +33,18 @@ from zoneinfo import ZoneInfo
 from . import __version__
 from .content import Issue
 from .files import open_no_follow
+from .keys import KEY_ENV, Doubt, key_for
 
 log = logging.getLogger(__name__)
 
 FILE = "render.log"
 FORMAT = 4  # bump when a record's shape changes (e.g. a new kind); a new Issue field needs no bump (see _CODECS)
-KEY_ENV = "PUBLISHER_CACHE_KEY_FILE"
 
 # Record kinds. A value of another type is kept for this build only (never written).
 BYTES, TEXT, ISSUE, DROP = b"B", b"S", b"I", b"D"
 _KINDS = (BYTES, TEXT, ISSUE, DROP)
 _FRAME = struct.Struct("<cHQ")  # kind, key length, value length; then the key, the value and the tag
 _TAG = hashlib.sha256().digest_size
-
-
-class Doubt(ValueError):
-    """Why a cache, a record or a key is not used."""
-
-
-# ---- the key ----
-
-
-def key_file(environ: Mapping[str, str] | None = None) -> Path:
-    """Where this user's cache key lives: `$PUBLISHER_CACHE_KEY_FILE`, else `$XDG_CACHE_HOME/publisher/cache-key`,
-    else `~/.cache/publisher/cache-key`. Never in the cache folder, whose content may come from anyone."""
-    env = os.environ if environ is None else environ
-    if env.get(KEY_ENV):
-        return Path(env[KEY_ENV]).expanduser()
-    xdg = env.get("XDG_CACHE_HOME", "")
-    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"  # the XDG spec ignores a relative value
-    return base / "publisher" / "cache-key"
-
-
-def load_key(path: Path) -> bytes:
-    """The key in `path`, made (32 random bytes, mode 0600) if there is none yet; raises `Doubt` when it cannot be
-    used."""
-    try:
-        return _read_key(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise Doubt(f"cannot read the cache key {path}: {exc.strerror}") from None
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".cache-key.")  # mode 0600
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(secrets.token_bytes(32))
-            # A link, not a rename: it never replaces a key that a build running beside this one made meanwhile,
-            # and no reader ever sees a key half written.
-            with suppress(FileExistsError):
-                os.link(tmp, path)
-        finally:
-            os.unlink(tmp)
-        return _read_key(path)
-    except OSError as exc:
-        raise Doubt(f"cannot create the cache key {path}: {exc.strerror}") from None
-
-
-def key_for(folder: Path) -> bytes:
-    """This user's key, for a cache kept in `folder`; raises `Doubt` when the key is not fit to guard it."""
-    try:
-        path = key_file()
-    except RuntimeError as exc:  # no home folder
-        raise Doubt(f"there is no place for its key ({exc}); set {KEY_ENV}") from None
-    with suppress(OSError):
-        inside = folder.resolve()
-        if path.resolve() == inside or inside in path.resolve().parents:
-            raise Doubt(f"its key {path} is inside it, where anyone who can write the cache can read it")
-    if folder.is_symlink():
-        raise Doubt("it is a symbolic link (it may have been restored from elsewhere); delete it")
-    return load_key(path)
-
-
-def _read_key(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        info = os.fstat(fh.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise Doubt(f"the cache key {path} is not a file")
-        if info.st_uid != os.geteuid() or info.st_mode & 0o077:
-            raise Doubt(f"the cache key {path} is open to other users, who could forge cache records "
-                        f"(chmod 600 {path}, or delete it: a new one is made)")
-        key = fh.read(4097)
-    if not 32 <= len(key) <= 4096:
-        raise Doubt(f"the cache key {path} must hold 32 to 4096 bytes (delete it: a new one is made)")
-    return key
 
 
 # ---- values as plain data ----
@@ -245,9 +170,18 @@ def decode(kind: bytes, payload: bytes | memoryview) -> object:
 
 @dataclass(frozen=True)
 class Pending:
-    """Stands for a render queued inside `RenderCache.parallel()`."""
+    """Stands for a value the cache holds or will hold under `key`: what `memo` returns. `RenderCache.resolve`
+    gives the value; `key` alone says whether an output is the one an earlier build wrote (`manifest`)."""
 
     key: str
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """In `RenderCache.new`: a value the log holds, not read yet (a build whose output did not change never
+    reads it); `make` renders it again if the record turns out not to be usable."""
+
+    make: Callable[[], object]
 
 
 class RenderCache:
@@ -264,14 +198,16 @@ class RenderCache:
     FILE = FILE
 
     def __init__(self, folder: Path | None, salt: str = "", *, parallel_min: int | None = None,
-                 workers: int | None = None, key: bytes | None = None) -> None:
+                 workers: int | None = None, key: bytes | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> None:
         """`key`: the HMAC key (default: `load_key(key_file())`); `parallel_min`: the fewest queued renders worth
         starting worker processes for (default `PARALLEL_MIN`); `workers`: how many (default: one per core, at
-        most 8; fewer than 2 renders serially)."""
+        most 8; fewer than 2 renders serially); `progress(done, total)`: told as queued renders are made."""
         self.folder = folder
         self.salt = salt  # settings that change how a file parses (the time zone)
         self.parallel_min = PARALLEL_MIN if parallel_min is None else parallel_min
         self.workers = min(os.cpu_count() or 1, 8) if workers is None else workers
+        self.progress = progress
         self.misses = 0  # values made or queued because no build had made them
         self.parallel_renders = 0  # queued values made in worker processes
         self.old: dict[str, tuple[bytes, int, int, int]] = {}  # key -> (kind, record, value, end) in self._data
@@ -392,14 +328,18 @@ class RenderCache:
             log.debug("not caching %s: %s", key, exc)
             return b""
 
-    def get(self, key: str, make):  # type: ignore[no-untyped-def]
+    def get(self, key: str, make, *, lazy: bool = False):  # type: ignore[no-untyped-def]
         """The value remembered under `key`, else `make()` (remembered for the next build).
 
         Inside `parallel()`, a value not remembered is not made at once: `make` is queued and a `Pending`
-        placeholder returned (`resolve` swaps it for the value once the block has ended).
+        placeholder returned (`resolve` swaps it for the value once the block has ended). `lazy`: a `Pending`
+        in every case, and a remembered value is not even read until `resolve` asks for it.
         """
         value = self.new.get(key)
         if value is None:
+            if lazy and key in self.old:
+                self.new[key] = _Stored(make)
+                return Pending(key)
             value = self._old(key)
             if value is None:
                 if self._queue is not None:
@@ -410,7 +350,9 @@ class RenderCache:
                 self.misses += 1
                 value = make()
             self.new[key] = value
-        return value
+        elif isinstance(value, _Stored) and not lazy:
+            value = self.resolve(Pending(key))
+        return Pending(key) if lazy else value
 
     @contextmanager
     def parallel(self) -> Iterator[None]:
@@ -420,15 +362,24 @@ class RenderCache:
         try:
             yield
             queued, self._queue = self._queue, None
-            results, in_workers = _run_all(queued, self.parallel_min, self.workers)
+            results, in_workers = _run_all(queued, self.parallel_min, self.workers, self.progress)
             self.parallel_renders += in_workers
             self.new.update(results)
         finally:
             self._queue = None
 
     def resolve(self, value: object) -> object:
-        """A value, or the result that a `Pending` placeholder stood for."""
-        return self.new[value.key] if isinstance(value, Pending) else value
+        """A value, or the one that a `Pending` placeholder stands for."""
+        if not isinstance(value, Pending):
+            return value
+        found = self.new[value.key]
+        if isinstance(found, _Stored):
+            found = self._old(value.key)
+            if found is None:  # refused when read at last: render it again
+                self.misses += 1
+                found = self.new[value.key].make()  # type: ignore[union-attr]
+            self.new[value.key] = found
+        return found
 
     def memo(self, shared: str):  # type: ignore[no-untyped-def]
         """A memo for renderers: `memo(inputs, make)` keyed by a hash of `inputs` and `shared` (the theme and
@@ -438,7 +389,8 @@ class RenderCache:
 
         def memo(inputs: object, make):  # type: ignore[no-untyped-def]
             text = prefix + repr(inputs)
-            return self.get("render:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(), make)
+            return self.get("render:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(), make,
+                            lazy=True)
 
         return memo
 
@@ -469,6 +421,8 @@ class RenderCache:
                 with open(fd, "wb") as fh:
                     fh.write(b"".join(frames))
                 return
+        for key in list(self.new):  # read what is still in the old log (rendering again what fails to read)
+            self.resolve(Pending(key))
         self.folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=FILE + ".", suffix=".tmp")  # a new file, never a link
         try:
@@ -491,11 +445,19 @@ def _run_queued(index: int) -> object:
     return _QUEUED[index]()
 
 
-def _run_all(queued: Mapping[str, Callable[[], object]], minimum: int,
-             workers: int) -> tuple[dict[str, object], int]:
+def _run_all(queued: Mapping[str, Callable[[], object]], minimum: int, workers: int,
+             progress: Callable[[int, int], None] | None = None) -> tuple[dict[str, object], int]:
     """Every queued value by key, and how many of them worker processes made."""
+    total = len(queued)
+
+    def told(results: Iterator[object]) -> Iterator[object]:
+        for done, result in enumerate(results, 1):
+            if progress is not None and (done % 16 == 0 or done == total):
+                progress(done, total)
+            yield result
+
     if len(queued) < minimum or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return {key: make() for key, make in queued.items()}, 0
+        return dict(zip(queued, told(make() for make in queued.values()), strict=True)), 0
     # Renders of one issue (its page, its email: see `group`) run side by side, so that a worker makes the
     # issue's HTML once for both.
     keys = sorted(queued, key=lambda k: getattr(queued[k], "group", ""))
@@ -504,7 +466,7 @@ def _run_all(queued: Mapping[str, Callable[[], object]], minimum: int,
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             results = pool.map(_run_queued, range(len(_QUEUED)), chunksize=max(2, len(_QUEUED) // (workers * 8)))
-            return dict(zip(keys, results, strict=True)), len(keys)
+            return dict(zip(keys, told(results), strict=True)), len(keys)
     finally:
         gc.unfreeze()
         _QUEUED.clear()

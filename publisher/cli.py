@@ -129,10 +129,16 @@ def build(ctx: click.Context, drafts: bool, future: bool, output: Path | None, n
     root = _root(ctx)
     config = load_config(root, {"build.output": str(output.resolve()) if output else None})
     when = clock.now()
-    result = build_mod.build(config, now=when, drafts=drafts, future=future, use_cache=not no_cache)
+    with progress_bar("Rendering", after=1.0) as progress:
+        result = build_mod.build(config, now=when, drafts=drafts, future=future, use_cache=not no_cache,
+                                 progress=progress)
     out = relpath(result.output, Path.cwd())
-    _say(f"Built {plural(len(result.issues), 'issue')} into {out}/: {result.written} files written, "
-         f"{result.unchanged} unchanged, {result.removed} removed ({result.seconds:.2f} s)")
+    if result.skipped:
+        _say(f"Nothing changed since the last build: {out}/ holds {plural(len(result.issues), 'issue')}, "
+             f"{result.files} files ({result.seconds:.2f} s)")
+    else:
+        _say(f"Built {plural(len(result.issues), 'issue')} into {out}/: {result.written} files written, "
+             f"{result.unchanged} unchanged, {result.removed} removed ({result.seconds:.2f} s)")
     left_out = []
     if result.drafts_left_out:
         left_out.append(f"{plural(result.drafts_left_out, 'draft')} (use --drafts)")
@@ -705,21 +711,34 @@ def serve_command(ctx: click.Context, host: str | None, port: int | None) -> Non
 
 
 @contextmanager
-def progress_bar(label: str) -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar on a terminal; nothing (the summary line only) in logs and pipes."""
+def progress_bar(label: str, after: float = 0.0) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on a terminal, shown once the work has taken `after` seconds (a quick build stays one
+    line); nothing (the summary line only) in logs and pipes."""
     if not sys.stderr.isatty():
         yield None
         return
+    import time
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    with Progress(f"[bold]{label}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True,
-                  console=None) as bar:
-        task = bar.add_task(label, total=None)
+    bar = Progress(f"[bold]{label}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True)
+    task = bar.add_task(label, total=None)
+    started, shown = time.monotonic(), False
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+    def update(done: int, total: int) -> None:
+        nonlocal shown
+        if not shown and time.monotonic() - started >= after:
+            bar.start()
+            shown = True
+        bar.update(task, completed=done, total=total)
 
+    try:
+        if after <= 0:
+            update(0, 0)
         yield update
+    finally:
+        if shown:
+            bar.stop()
 
 
 def main() -> None:

@@ -180,6 +180,19 @@ def positive_int(value: Any) -> int:
     return value
 
 
+def positive_int_max(limit: int) -> Validator:
+    def check(value: Any) -> int:
+        try:
+            number = positive_int(value)
+        except ValueError:
+            number = 0
+        if not 1 <= number <= limit:
+            raise ValueError(f"must be a whole number from 1 to {limit}")
+        return number
+
+    return check
+
+
 def boolean(value: Any) -> bool:
     if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
         return value.lower() in ("true", "1", "yes")
@@ -216,6 +229,7 @@ class SiteConfig:
     author: str = _option(line(), "")
     author_email: str | None = _option(optional(email_address), None)
     subscribe_url: str | None = _option(optional(page_url), None)  # the endpoint's /subscribe: pages get a form
+    per_page: int = _option(positive_int_max(1000), 25)  # issues on each page of the home and tag lists
 
 
 @dataclass(frozen=True)
@@ -224,10 +238,38 @@ class BuildConfig:
     theme: str = _option(theme_name, "default")
 
 
+def hub_urls(value: Any) -> tuple[str, ...]:
+    """`feeds.hubs`: WebSub hubs, a list of absolute http(s) URLs, each once. From the environment it is a TOML
+    array: PUBLISHER_FEEDS_HUBS='["https://pubsubhubbub.appspot.com/"]'."""
+    if isinstance(value, str) and value.strip().startswith("["):
+        with contextlib.suppress(tomllib.TOMLDecodeError):
+            value = tomllib.loads(f"hubs = {value}")["hubs"]
+    if not isinstance(value, list | tuple):
+        raise ValueError('must be a list of WebSub hub URLs like ["https://pubsubhubbub.appspot.com/"]')
+    hubs: dict[tuple[str, str, str, str], str] = {}
+    for item in value:
+        try:
+            url = ascii_url(_absolute_http(item, ""))
+            if control_character(url):
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"must hold absolute http(s) URLs like https://pubsubhubbub.appspot.com/; {item!r} is "
+                             "not one") from None
+        parts = urlsplit(url)
+        if "@" in parts.netloc:
+            raise ValueError(f"must not put a user name or password in a hub URL (every feed shows it): {url!r}")
+        same = (parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", parts.query)
+        if same in hubs:
+            raise ValueError(f"must name each hub once; {url!r} is there twice")
+        hubs[same] = url
+    return tuple(hubs.values())
+
+
 @dataclass(frozen=True)
 class FeedsConfig:
     limit: int = _option(positive_int, 20)
     full_content: bool = _option(boolean, True)
+    hubs: tuple[str, ...] = _option(hub_urls, ())  # WebSub: every feed names these, deploy pings them
 
 
 _LIST_ID = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
@@ -237,16 +279,6 @@ def list_id(value: Any) -> str:
     if not isinstance(value, str) or not _LIST_ID.match(value.strip().strip("<>")):
         raise ValueError("must be a dotted name like news.example.com (RFC 2919)")
     return value.strip().strip("<>")
-
-
-def positive_int_max(limit: int) -> Validator:
-    def check(value: Any) -> int:
-        number = positive_int(value)
-        if number > limit:
-            raise ValueError(f"must be a whole number from 1 to {limit}")
-        return number
-
-    return check
 
 
 def transport_name(value: Any) -> str:
@@ -560,3 +592,16 @@ def _warn_unknown(file: str, key: str, known: list[str]) -> None:
     close = difflib.get_close_matches(key, known, n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
     log.warning("%s: unknown key %s%s; it is ignored", file, key, hint)
+
+
+# Here rather than in `themes`: a build that changes nothing checks the theme's files without importing Jinja.
+_PACKAGED = Path(__file__).parent / "themes" / "default"  # in an installed wheel
+_SOURCE = Path(__file__).parent.parent / "themes" / "default"  # in a source checkout / editable install
+
+
+def builtin_theme_dir() -> Path:
+    for candidate in (_PACKAGED, _SOURCE):
+        if (candidate / "web").is_dir():
+            return candidate
+    raise PublisherError("the built-in theme is missing from this installation",
+                         hint="reinstall publisher: pip install --force-reinstall publisher")

@@ -88,6 +88,10 @@ class PageRenderer:
             "generator": f"publisher {__version__}",
         }
         self._local = {id(i): i.date.astimezone(tz) for i in self.issues}
+        by_year: dict[int, list[Issue]] = {}
+        for issue in self.issues:  # newest first, so the years are too
+            by_year.setdefault(self._local[id(issue)].year, []).append(issue)
+        self.years = list(by_year.items())
 
     def _view(self, issue: Issue, prefix: str) -> dict[str, object]:
         local = self._local[id(issue)]
@@ -129,14 +133,54 @@ class PageRenderer:
         """The inputs of a page that lists `issues`: what each entry shows, and whether it is scheduled."""
         return [(fingerprint(i), self.now is not None and i.is_future(self.now)) for i in issues]
 
-    def index(self) -> bytes:
+    def _listing(self, template: str, base: str, issues: Sequence[Issue], key: tuple[object, ...],
+                 **context: object) -> dict[str, bytes]:
+        """The pages of one list of issues, `per_page` to a page: `base` (e.g. "tags/ai/") holds the newest,
+        `base + "page/2/"` the next ones, each linking to its neighbours (and telling crawlers, rel prev/next)."""
+        per_page = self.config.site.per_page
+        chunks = [issues[k:k + per_page] for k in range(0, len(issues), per_page)] or [issues[:0]]
+        out = {}
+        for number, chunk in enumerate(chunks, 1):
+            path = page_path(base, number)
+            prefix = "../" * path.count("/")
+
+            def make(path: str = path, prefix: str = prefix, number: int = number, chunk=chunk) -> bytes:
+                pagination = self._pagination(base, path, prefix, number, len(chunks))
+                pagination["start"] = len(issues) - (number - 1) * per_page  # the numbers of <ol reversed>
+                return self._page(template, prefix, path, issues=[self._view(i, prefix) for i in chunk],
+                                  pagination=pagination, **context)
+
+            out[path + "index.html"] = self._cached((key, number, len(chunks), len(issues), self._listed(chunk)), make)
+        return out
+
+    def _pagination(self, base: str, path: str, prefix: str, number: int, count: int) -> dict[str, object]:
+        def link(n: int) -> dict[str, str] | None:
+            if not 1 <= n <= count:
+                return None
+            target = page_path(base, n)
+            return {"url": prefix + target if target else prefix or "./",
+                    "permalink": markdown.absolute_url(self.config.site.url, target)}
+
+        return {"number": number, "count": count, "newer": link(number - 1), "older": link(number + 1),
+                "first": link(1), "last": link(count)}
+
+    def index_pages(self) -> dict[str, bytes]:
         tags = [{"name": t.name, "url": t.url_path, "count": len(t.issues)} for t in self.tags]
+        years = [{"year": y, "url": f"archive/{y}/", "count": len(i)} for y, i in self.years]
+        return self._listing("web/index.html", "", self.issues, ("index", tags, years), tags=tags, years=years,
+                             feeds=feed_links(self.config))
+
+    def year_page(self, year: int, issues: Sequence[Issue]) -> bytes:
+        """Every issue of one year, titles and dates only: with the year links on the home page, every issue
+        is two clicks from it, however long the archive."""
+        path = f"archive/{year}/"
+        years = [{"year": y, "url": f"archive/{y}/", "count": len(i)} for y, i in self.years]
 
         def make() -> bytes:
-            return self._page("web/index.html", "", "", issues=[self._view(i, "") for i in self.issues], tags=tags,
-                              feeds=feed_links(self.config))
+            return self._page("web/archive.html", "../../", path, year=year, years=years,
+                              issues=[self._view(i, "../../") for i in issues], feeds=feed_links(self.config))
 
-        return self._cached(("index", self._listed(self.issues), tags), make)
+        return self._cached(("year", year, years, self._listed(issues)), make)
 
     def issue_page(self, issue: Issue, body_html: str, newer: Issue | None, older: Issue | None) -> bytes:
         prefix = "../../"
@@ -147,14 +191,9 @@ class PageRenderer:
             older=self._view(older, prefix) if older else None, feeds=feed_links(self.config),
         )
 
-    def tag_page(self, tag: Tag) -> bytes:
-        prefix = "../../"
-
-        def make() -> bytes:
-            return self._page("web/tag.html", prefix, tag.url_path, tag={"name": tag.name, "slug": tag.slug},
-                              issues=[self._view(i, prefix) for i in tag.issues], feeds=feed_links(self.config, tag))
-
-        return self._cached(("tag", tag.name, tag.slug, self._listed(tag.issues)), make)
+    def tag_pages(self, tag: Tag) -> dict[str, bytes]:
+        return self._listing("web/tag.html", tag.url_path, tag.issues, ("tag", tag.name, tag.slug),
+                             tag={"name": tag.name, "slug": tag.slug}, feeds=feed_links(self.config, tag))
 
     def not_found(self) -> bytes:
         # Served by S3/CloudFront (or a preview) for any missing path, at any depth: its links start with the
@@ -163,19 +202,36 @@ class PageRenderer:
         return self._page("web/404.html", urlsplit(self.config.site.url).path or "/", "404.html",
                           feeds=feed_links(self.config))
 
-    def sitemap(self) -> bytes:
-        url = self.config.site.url
-        rows = []
-        if self.issues:
-            rows.append((url, self.issues[0].date))
-        rows += [(markdown.absolute_url(url, i.url_path), i.date) for i in self.issues]
-        rows += [(markdown.absolute_url(url, t.url_path), t.issues[0].date) for t in self.tags]
+    def sitemap(self, pages: Sequence[str]) -> bytes:
+        """Every page of `pages` (site paths of HTML files) but the 404 page, dated by the newest issue it shows:
+        a list page changes whenever an issue joins the list (every later page shifts by one)."""
+        newest = {"": self.issues[0].date} if self.issues else {}
+        newest |= {i.url_path: i.date for i in self.issues}
+        newest |= {t.url_path: t.issues[0].date for t in self.tags}
+        newest |= {f"archive/{y}/": i[0].date for y, i in self.years}
         lines = ['<?xml version="1.0" encoding="UTF-8"?>',
                  '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">']
-        for loc, when in rows:
-            lines.append(f"<url><loc>{xml_escape(loc)}</loc><lastmod>{when.isoformat()}</lastmod></url>")
+        for page in pages:
+            if not page.endswith("index.html"):
+                continue
+            path = page.removesuffix("index.html")
+            when = newest.get(_list_base(path))
+            loc = xml_escape(markdown.absolute_url(self.config.site.url, path))
+            lines.append(f"<url><loc>{loc}</loc>" + (f"<lastmod>{when.isoformat()}</lastmod>" if when else "")
+                         + "</url>")
         lines.append("</urlset>\n")
         return "\n".join(lines).encode("utf-8")
+
+
+def page_path(base: str, number: int) -> str:
+    """The site path of page `number` of the list at `base`: the first page is the list's own address."""
+    return base if number == 1 else f"{base}page/{number}/"
+
+
+def _list_base(path: str) -> str:
+    """The list a page belongs to: "tags/ai/page/3/" -> "tags/ai/"."""
+    head, sep, tail = path.rpartition("page/")
+    return head if sep and tail.rstrip("/").isdigit() and (not head or head.endswith("/")) else path
 
 
 # memo(inputs, make): the bytes an earlier build made from equal `inputs` (a repr-able value; the cache adds the
@@ -191,7 +247,8 @@ def render_pages(config: Config, theme: Theme, issues: Sequence[Issue], bodies: 
     (issues, body, neighbours).
     """
     renderer = PageRenderer(config, theme, issues, now, memo)
-    out = {"index.html": renderer.index(), "404.html": renderer.not_found(), "sitemap.xml": renderer.sitemap()}
+    out = renderer.index_pages()
+    out["404.html"] = renderer.not_found()
     for n, issue in enumerate(renderer.issues):
         newer = renderer.issues[n - 1] if n > 0 else None
         older = renderer.issues[n + 1] if n + 1 < len(renderer.issues) else None
@@ -208,7 +265,10 @@ def render_pages(config: Config, theme: Theme, issues: Sequence[Issue], bodies: 
             inputs = ("issue", issue_inputs(issue, renderer.pages), neighbours, scheduled)
         out[issue.url_path + "index.html"] = renderer._cached(inputs, make)
     for tag in renderer.tags:
-        out[tag.url_path + "index.html"] = renderer.tag_page(tag)
+        out.update(renderer.tag_pages(tag))
+    for year, listed in renderer.years:
+        out[f"archive/{year}/index.html"] = renderer.year_page(year, listed)
+    out["sitemap.xml"] = renderer.sitemap(list(out))
     return out
 
 

@@ -15,20 +15,9 @@ from pathlib import Path, PurePosixPath
 import jinja2
 import jinja2.bccache
 
-from .config import Config
+from .config import Config, builtin_theme_dir
 from .errors import PublisherError, relpath
 from .files import inside, read_no_follow, short, walk_files
-
-_PACKAGED = Path(__file__).parent / "themes" / "default"  # in an installed wheel
-_SOURCE = Path(__file__).parent.parent / "themes" / "default"  # in a source checkout / editable install
-
-
-def builtin_theme_dir() -> Path:
-    for candidate in (_PACKAGED, _SOURCE):
-        if (candidate / "web").is_dir():
-            return candidate
-    raise PublisherError("the built-in theme is missing from this installation",
-                         hint="reinstall publisher: pip install --force-reinstall publisher")
 
 
 class _ThemeLoader(jinja2.FileSystemLoader):
@@ -64,7 +53,7 @@ class _SignedBytecodeCache(jinja2.BytecodeCache):
 
     @classmethod
     def at(cls, folder: Path) -> _SignedBytecodeCache | None:
-        from .cache import Doubt, key_for
+        from .keys import Doubt, key_for
 
         try:
             key = key_for(folder.parent)  # the cache folder the templates folder is in

@@ -23,6 +23,13 @@ from publisher.build import build
 
 CACHE = ".publisher-cache"
 LOG = "render.log"
+RECORD = "build.json"  # the last build's record: with it, a build that changes nothing reads no render at all
+
+
+def plant(log: Path, data: bytes) -> None:
+    """Put `data` in the render cache's place, and drop the build record, so the next build reads the cache."""
+    log.write_bytes(data)
+    (log.parent / RECORD).unlink(missing_ok=True)
 KEY_ENV = "PUBLISHER_CACHE_KEY_FILE"
 FRAME = struct.Struct("<cHQ")
 BYTES, TEXT, ISSUE = b"B", b"S", b"I"  # record kinds: raw bytes, UTF-8 text, a parsed issue as JSON
@@ -112,7 +119,7 @@ def test_a_planted_pickle_is_never_executed(newsletter, exploit):
                                     for n, (_, k, _, _) in enumerate(found)) + frame(b"P", found[0][1], payload, tag),
     }
     for name, data in crafted.items():
-        log.write_bytes(data)
+        plant(log, data)
         try:
             result = build(config, now=NOW)
         finally:  # whatever the build made of it, the command must not have run
@@ -157,7 +164,7 @@ def test_edited_bytes_in_a_record_are_detected(newsletter, caplog):
     log = newsletter.root / CACHE / LOG
     data = log.read_bytes()
     assert data.count(b"ORIGINAL") >= 3  # the parsed issue, its HTML, its page...
-    log.write_bytes(data.replace(b"ORIGINAL", b"HACKED!!"))  # same length: every frame still parses
+    plant(log, data.replace(b"ORIGINAL", b"HACKED!!"))  # same length: every frame still parses
     caplog.clear()
     result = build(config, now=NOW)
     assert b"HACKED!!" not in b"".join(tree(newsletter.root / "dist").values())
@@ -189,7 +196,7 @@ DAMAGE = {
 def test_a_damaged_cache_is_a_miss_not_an_error(newsletter, run_cli, damage):
     config, _ = newsletter_with_cache(newsletter)
     log = newsletter.root / CACHE / LOG
-    log.write_bytes(damage(log.read_bytes()))
+    plant(log, damage(log.read_bytes()))
     result = run_cli("-C", str(newsletter.root), "build")
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output and "Error" not in result.output
@@ -209,7 +216,7 @@ def test_a_cache_from_another_machine_is_all_misses(newsletter, tmp_path, monkey
     # The key's id on the first line is no secret (it is in every cache): a forged one changes nothing either.
     forged = mine[:mine.index(b"\n") + 1] + theirs[theirs.index(b"\n") + 1:]
     for data in (theirs, forged):
-        log.write_bytes(data)
+        plant(log, data)
         assert_like_a_cold_build(newsletter, build(config, now=NOW), cold)
     assert build(config, now=NOW).cache_misses == 0  # rewritten under this machine's key
 
@@ -233,7 +240,7 @@ def test_the_key_is_made_once_private_and_outside_the_cache(newsletter, tmp_path
 
 
 def test_default_key_place_follows_xdg(tmp_path):
-    from publisher.cache import key_file, load_key
+    from publisher.keys import key_file, load_key
 
     assert key_file({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "publisher" / "cache-key"
     assert key_file({"XDG_CACHE_HOME": "relative"}) == Path.home() / ".cache" / "publisher" / "cache-key"
