@@ -413,7 +413,7 @@ def deploy_command(ctx: click.Context, dry_run: bool, delete: bool) -> None:
         result = deploy_mod.deploy(config, dry_run=dry_run, delete=delete, progress=progress)
     if dry_run:
         assert result.plan is not None
-        for line in deploy_mod.describe(result.plan, delete):
+        for line in deploy_mod.describe(result.plan, delete, hubs=config.feeds.hubs):
             click.echo(line)
         click.echo(f"Dry run: {result.uploaded or len(result.plan.uploads)} files would be uploaded "
                    f"({result.bytes:,} bytes), {result.unchanged} unchanged, "
@@ -426,6 +426,11 @@ def deploy_command(ctx: click.Context, dry_run: bool, delete: bool) -> None:
              "`publisher deploy --delete` removes them.")
     if result.invalidation:
         _say(f"CloudFront invalidation {result.invalidation} created.")
+    if result.hub_pings:  # a hub that was not told is also a warning (logged), never a failed deploy
+        from .websub import summary as hub_summary
+
+        told = hub_summary(result.hub_pings)
+        _say(told[:1].upper() + told[1:] + ".")
 
 
 # ---- subscribers ----
@@ -675,7 +680,8 @@ def publish_command(ctx: click.Context, due: bool, force: bool) -> None:
     if due and not report.did_something and not report.failures and not report.deferred:
         _say("Nothing due.")
         return
-    _say(summary(report).capitalize() + ".")
+    said = summary(report)  # not .capitalize(): it lowercases the rest (hub URLs, error codes, "WebSub")
+    _say(said[:1].upper() + said[1:] + ".")
     for line in locations(config, report):
         _say(line)
     if report.failures:
@@ -711,26 +717,29 @@ def serve_command(ctx: click.Context, host: str | None, port: int | None) -> Non
 
 
 @contextmanager
-def progress_bar(label: str, after: float = 0.0) -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar on a terminal, shown once the work has taken `after` seconds (a quick build stays one
-    line); nothing (the summary line only) in logs and pipes."""
-    if not sys.stderr.isatty():
+def progress_bar(label: str, after: float = 0.0, *, stream=None) -> Iterator[Callable[[int, int], None] | None]:  # type: ignore[no-untyped-def]
+    """A rich progress bar on a terminal (`stream`, default stderr), shown once the work has taken `after` seconds
+    (a quick build stays one line); nothing (the summary line only) in logs and pipes."""
+    stream = stream or sys.stderr
+    if not stream.isatty():
         yield None
         return
     import time
 
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    bar = Progress(f"[bold]{label}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True)
+    bar = Progress(f"[bold]{label}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True,
+                   console=Console(file=stream))
     task = bar.add_task(label, total=None)
     started, shown = time.monotonic(), False
 
     def update(done: int, total: int) -> None:
         nonlocal shown
+        bar.update(task, completed=done, total=total)
         if not shown and time.monotonic() - started >= after:
             bar.start()
             shown = True
-        bar.update(task, completed=done, total=total)
 
     try:
         if after <= 0:

@@ -14,6 +14,10 @@ A folder target is written and emptied only when it is deploy's own: new or empt
 with an empty `.publisher-deploy/` folder), marked, or holding a site an earlier publisher deployed there. A
 folder that is or holds a project (`.git`, `publisher.toml`, the newsletter, its home...) is refused outright
 (`files.unsafe_folder_reason`). No symbolic link is followed, in dist/ or in the target.
+
+With `feeds.hubs` set, a deploy that uploaded feeds then tells each WebSub hub which of them changed (websub.py),
+once they are live: after the uploads, deletes and CloudFront invalidation. A hub that cannot be told is a
+warning in the result (`hub_pings`), never a failed deploy; a dry run tells no hub.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from typing import Any, Protocol
 from .config import Config
 from .errors import PublisherError
 from .files import open_no_follow, prune_empty_parents, read_no_follow, refuse_unsafe_folder, short
+from .websub import HubPing, Notifier
 
 log = logging.getLogger(__name__)
 
@@ -463,15 +468,22 @@ class DeployResult:
     invalidation: str | None = None
     dry_run: bool = False
     plan: Plan | None = field(default=None, repr=False)
+    hub_pings: list[HubPing] = field(default_factory=list)  # WebSub: one per hub (and 100 feeds), after the upload
+
+    @property
+    def hubs_failed(self) -> list[HubPing]:
+        return [p for p in self.hub_pings if not p.ok]
 
 
 Progress = Callable[[int, int], None]  # (files done, files in all)
 
 
 def deploy(config: Config, *, dry_run: bool = False, delete: bool = False, target: Target | None = None,
-           progress: Progress | None = None, files: Mapping[str, LocalFile] | None = None) -> DeployResult:
+           progress: Progress | None = None, files: Mapping[str, LocalFile] | None = None,
+           notifier: Notifier | None = None) -> DeployResult:
     """Upload the changes of `dist/` to the configured target. `files`: `local_files(dist/)` when the caller
-    already hashed it (publish does, for its fingerprint), so that it is read once."""
+    already hashed it (publish does, for its fingerprint), so that it is read once. `notifier` pings the WebSub
+    hubs of `feeds.hubs` about the feeds uploaded (default: `websub.Notifier()`)."""
     started = time.perf_counter()
     files = local_files(config.output_dir) if files is None else files
     target = target or target_for(config)
@@ -498,8 +510,19 @@ def deploy(config: Config, *, dry_run: bool = False, delete: bool = False, targe
         result.stale = 0
     target.finish(files)
     result.invalidation = target.invalidate([f.key for f in plan.uploads] + (plan.stale if delete else []))
+    result.hub_pings = notify_hubs(config, [f.key for f in plan.uploads], notifier)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def notify_hubs(config: Config, uploaded: Sequence[str], notifier: Notifier | None = None) -> list[HubPing]:
+    """Ping `feeds.hubs` with the public URLs of the feeds among the `uploaded` keys (none: no request)."""
+    if not config.feeds.hubs:
+        return []
+    from .feeds import feed_url, is_feed  # only a deploy with hubs needs the renderer's URL rules
+
+    topics = [feed_url(config, key) for key in uploaded if is_feed(key)]
+    return (notifier or Notifier()).notify(config.feeds.hubs, topics) if topics else []
 
 
 def _as_done(pool: ThreadPoolExecutor, fn: Callable[[LocalFile], None], batch: Iterable[LocalFile]):  # type: ignore[no-untyped-def]
@@ -516,9 +539,15 @@ def _as_done(pool: ThreadPoolExecutor, fn: Callable[[LocalFile], None], batch: I
         raise error
 
 
-def describe(plan: Plan, delete: bool) -> list[str]:
-    """What a deploy would do, one line per file (for --dry-run)."""
+def describe(plan: Plan, delete: bool, hubs: Sequence[str] = ()) -> list[str]:
+    """What a deploy would do, one line per file, then one per WebSub hub it would ping (for --dry-run)."""
     lines = [f"upload {f.key} ({f.size:,} bytes, {content_type(f.key)})" for f in plan.uploads]
     lines += [f"{'delete' if delete else 'stale (kept; --delete removes it)'} {key}" for key in plan.stale]
+    if hubs:
+        from .feeds import is_feed
+
+        feeds = sum(1 for f in plan.uploads if is_feed(f.key))
+        if feeds:
+            lines += [f"ping WebSub hub {hub} about {feeds} changed feed{'s' if feeds != 1 else ''}" for hub in hubs]
     return lines
 

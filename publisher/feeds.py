@@ -2,6 +2,10 @@
 
 One loop over (scope, kind) pairs writes every feed. Feeds are deterministic: `updated`/`lastBuildDate` come
 from the newest issue in the feed, never from the clock, so unchanged input gives byte-identical feeds.
+
+WebSub discovery (`feeds.hubs`): every feed names each hub (Atom and RSS: `<atom:link rel="hub">`; JSON Feed:
+`hubs`) beside its rel="self" URL, `feed_url()`, which is the topic a subscriber subscribes to and the URL that
+`deploy` pings the hubs with (websub.py) when the feed changed.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from feedgen.ext.base import BaseExtension
 from feedgen.feed import FeedGenerator
 
 from . import __version__, markdown
@@ -26,6 +31,7 @@ from .site import Memo, collect_tags, issue_inputs
 GENERATOR = "publisher"
 GENERATOR_URI = "https://github.com/publisher-newsletter/publisher"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ATOM_NS = "http://www.w3.org/2005/Atom"
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,38 @@ def join_names(names: Sequence[str], language: str) -> str:
     return separator.join(names)
 
 
+def feed_url(config: Config, key: str) -> str:
+    """The public URL of the feed at site path `key` ("rss.xml", "tags/<slug>/atom.xml"): its rel="self", and
+    its WebSub topic."""
+    return markdown.absolute_url(config.site.url, key)
+
+
+def is_feed(key: str) -> bool:
+    """Whether site path `key` is one of the feeds `render_feeds` writes (not an asset that shares a name)."""
+    folder, _, name = key.rpartition("/")
+    if not folder:
+        return name in KINDS
+    return name in TAG_KINDS and folder.startswith("tags/") and folder.count("/") == 1
+
+
+class _RssHubs(BaseExtension):  # type: ignore[misc]
+    """feedgen writes only the rel="self" atom:link into an RSS channel; WebSub wants the rel="hub" links
+    beside it (the Atom links of the feed, in the Atom namespace RSS feeds already declare)."""
+
+    def __init__(self) -> None:
+        self.hubs: tuple[str, ...] = ()
+
+    def extend_rss(self, feed):  # type: ignore[no-untyped-def]
+        channel = feed[0]
+        place = len(channel)
+        for n, child in enumerate(channel):
+            if child.tag == f"{{{ATOM_NS}}}link" and child.get("rel") == "self":
+                place = n + 1
+        for n, hub in enumerate(self.hubs):
+            channel.insert(place + n, channel.makeelement(f"{{{ATOM_NS}}}link", {"href": hub, "rel": "hub"}))
+        return feed
+
+
 def _generator(config: Config, scope: Scope, self_url: str, self_type: str,
                now: datetime | None) -> FeedGenerator:
     site = config.site
@@ -86,6 +124,11 @@ def _generator(config: Config, scope: Scope, self_url: str, self_type: str,
     fg.subtitle(xml_safe(site.description) or scope.title)
     # feedgen takes the RSS <link> from the last link given: the HTML page must come last.
     fg.link(href=self_url, rel="self", type=self_type)
+    for hub in config.feeds.hubs:
+        fg.link(href=hub, rel="hub")  # Atom: written as given; RSS: by the extension below
+    if config.feeds.hubs:
+        fg.register_extension("websub", _RssHubs, None, atom=False, rss=True)
+        fg.websub.hubs = config.feeds.hubs
     fg.link(href=scope.home, rel="alternate", type="text/html")
     fg.language(site.language)
     fg.generator(GENERATOR, version=__version__, uri=GENERATOR_URI)
@@ -147,7 +190,7 @@ def with_stylesheet(data: bytes, prefix: str) -> bytes:
 
 
 def render_rss(config: Config, scope: Scope, now: datetime | None = None) -> bytes:
-    url = markdown.absolute_url(config.site.url, scope.prefix + "rss.xml")
+    url = feed_url(config, scope.prefix + "rss.xml")
     data: bytes = _generator(config, scope, url, "application/rss+xml", now).rss_str(pretty=True)
     if not scope.entries:
         # lastBuildDate is optional in RSS and an empty feed has no honest one (feedgen always writes it).
@@ -156,7 +199,7 @@ def render_rss(config: Config, scope: Scope, now: datetime | None = None) -> byt
 
 
 def render_atom(config: Config, scope: Scope, now: datetime | None = None) -> bytes:
-    url = markdown.absolute_url(config.site.url, scope.prefix + "atom.xml")
+    url = feed_url(config, scope.prefix + "atom.xml")
     return with_stylesheet(_generator(config, scope, url, "application/atom+xml", now).atom_str(pretty=True),
                            scope.prefix)
 
@@ -167,9 +210,11 @@ def render_json_feed(config: Config, scope: Scope, now: datetime | None = None) 
         "version": "https://jsonfeed.org/version/1.1",
         "title": scope.title,
         "home_page_url": scope.home,
-        "feed_url": markdown.absolute_url(site.url, scope.prefix + "feed.json"),
+        "feed_url": feed_url(config, scope.prefix + "feed.json"),
         "language": site.language,
     }
+    if config.feeds.hubs:
+        feed["hubs"] = [{"type": "WebSub", "url": hub} for hub in config.feeds.hubs]
     if site.description:
         feed["description"] = site.description
     if site.author:

@@ -30,13 +30,14 @@ from datetime import datetime, time
 from pathlib import Path
 
 from . import build as build_mod
-from . import clock, content
+from . import clock, content, websub
 from . import deploy as deploy_mod
 from .config import Config, load_config
 from .content import Issue
 from .errors import PublisherError, relpath
 from .sending import send_issue
 from .subscribers import connect, migrate
+from .websub import HubPing, Notifier
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ class PublishReport:
     deferred: list[str] = field(default_factory=list)  # quiet hours
     failures: list[str] = field(default_factory=list)
     newly_public: list[str] = field(default_factory=list)
+    hub_pings: list[HubPing] = field(default_factory=list)  # WebSub hubs told about the feeds this deploy changed
 
     @property
     def did_something(self) -> bool:
@@ -160,8 +162,10 @@ def dist_fingerprint(files: Mapping[str, deploy_mod.LocalFile]) -> str:
 
 def publish(config: Config, *, now: datetime, due: bool = False, force: bool = False,
             transport_factory: Callable[[str], object] | None = None, stop: threading.Event | None = None,
-            secret: bytes | None = None) -> PublishReport:
-    """Build, deploy if the site changed, and email every due issue that has not been emailed."""
+            secret: bytes | None = None, notifier: Notifier | None = None) -> PublishReport:
+    """Build, deploy if the site changed, and email every due issue that has not been emailed. A deploy that
+    changed feeds pings the WebSub hubs of `feeds.hubs` (through `notifier`); a hub that cannot be told is a
+    warning, never a failure: it does not stop the emails, and the next publish does not ask it again."""
     report = PublishReport()
     with publish_lock(config.root):
         result = build_mod.build(config, now=now)
@@ -175,8 +179,9 @@ def publish(config: Config, *, now: datetime, due: bool = False, force: bool = F
                 report.deploy_skipped = True
             else:
                 # A failure raises: nothing is emailed before the site is up.
-                deployed = deploy_mod.deploy(config, files=files)
+                deployed = deploy_mod.deploy(config, files=files, notifier=notifier)
                 report.deployed = deployed.uploaded + deployed.deleted
+                report.hub_pings = deployed.hub_pings
                 state.set("deployed_fingerprint", fingerprint, now)
             for issue in result.issues:
                 if state.published(issue.slug, now):
@@ -413,6 +418,8 @@ def summary(report: PublishReport) -> str:
     parts.append("site unchanged" if report.deploy_skipped else f"deployed {report.deployed} files")
     if report.newly_public:
         parts.append(f"published {', '.join(report.newly_public)}")
+    if report.hub_pings:
+        parts.append(websub.summary(report.hub_pings))
     for slug, n in report.sent.items():
         before = report.already_sent.get(slug, 0)
         if n == 0 and before:

@@ -4,6 +4,7 @@ makes it build; a record that is not ours is ignored."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -220,3 +221,38 @@ def test_a_changed_build_does_not_read_back_what_it_knows(newsletter, settled, m
     assert "issues/c/index.html" in names and "issues/c/email.html" in names
     assert "issues/a/index.html" not in names and "issues/a/email.html" not in names
     assert snapshot(result.output) == cold(newsletter, config)
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_build_shows_a_progress_bar_only_on_a_terminal_and_only_after_a_second(monkeypatch):
+    import time
+
+    from publisher.cli import progress_bar
+
+    now = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    screen = Terminal()
+    with progress_bar("Rendering", after=1.0, stream=screen) as update:
+        assert update is not None
+        update(16, 2000)
+        now[0] += 0.5
+        update(32, 2000)
+        assert screen.getvalue() == ""  # a build done within the second shows its summary line only
+        now[0] += 0.6
+        update(48, 2000)
+        assert "Rendering" in screen.getvalue() and "48/2000" in screen.getvalue()
+    with progress_bar("Rendering", after=1.0, stream=io.StringIO()) as update:  # a pipe or a log
+        assert update is None
+
+
+def test_the_build_reports_progress_as_renders_are_made(newsletter):
+    for n in range(40):
+        newsletter.issue(f"2026-10-{n % 28 + 1:02d}-i{n}.md", f"title: 第 {n} 期\ndate: 2026-10-{n % 28 + 1:02d}\n")
+    seen: list[tuple[int, int]] = []
+    result = build(newsletter.load_config(), now=NOW, progress=lambda done, total: seen.append((done, total)))
+    assert seen and seen[-1][0] == seen[-1][1] == result.cache_misses - 40  # every render; parses are not queued
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)

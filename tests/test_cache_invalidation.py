@@ -40,6 +40,8 @@ def toml(settings: dict[str, dict[str, object]]) -> str:
     def value(v: object) -> str:
         if isinstance(v, bool):
             return "true" if v else "false"
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
         return str(v) if isinstance(v, int | float) else f'"{v}"'
 
     return "".join(f"[{name}]\n" + "".join(f"{k} = {value(v)}\n" for k, v in table.items()) + "\n"
@@ -160,6 +162,8 @@ CHANGES: list[tuple[str, Change, list[str]]] = [
      ["issues/a/email.html"]),
     ("feeds.limit", lambda f: f.set("feeds.limit", 2), ["rss.xml", "feed.json", "atom.xml"]),
     ("feeds.full_content", lambda f: f.set("feeds.full_content", False), ["rss.xml", "feed.json"]),
+    ("feeds.hubs", lambda f: f.set("feeds.hubs", ["https://pubsubhubbub.appspot.com/"]),
+     ["rss.xml", "atom.xml", "feed.json", "tags/模型/rss.xml", "tags/芯片/atom.xml"]),
 ]
 
 
