@@ -112,6 +112,10 @@ def render(config: Config, issues: Sequence[Issue], *, theme: Theme | None = Non
     out = Site(resolve=cache.resolve)
     for files, producer in parts:
         out.update(files, producer)
+    if config.search.enabled:
+        from . import search
+
+        out.update(search.index(config, out, memo=memo), "the search index")
     for rel, path in theme.files("web/static").items():
         out.add(f"static/{rel}", path, f"theme file {relpath(path, config.root)}")
     for path in assets:

@@ -272,6 +272,11 @@ class FeedsConfig:
     hubs: tuple[str, ...] = _option(hub_urls, ())  # WebSub: every feed names these, deploy pings them
 
 
+@dataclass(frozen=True)
+class SearchConfig:
+    enabled: bool = _option(boolean, False)  # a static search index (Pagefind) of the web pages
+
+
 _LIST_ID = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 
@@ -442,8 +447,8 @@ class ServeConfig:
     trust_proxy: bool = _option(boolean, False)  # take the client address from X-Forwarded-For
 
 
-SECTIONS: dict[str, type] = {"site": SiteConfig, "build": BuildConfig, "feeds": FeedsConfig, "email": EmailConfig,
-                             "deploy": DeployConfig, "subscribers": SubscribersConfig, "smtp": SmtpConfig,
+SECTIONS: dict[str, type] = {"site": SiteConfig, "build": BuildConfig, "feeds": FeedsConfig, "search": SearchConfig,
+                             "email": EmailConfig, "deploy": DeployConfig, "subscribers": SubscribersConfig, "smtp": SmtpConfig,
                              "ses": SesConfig, "schedule": ScheduleConfig, "serve": ServeConfig}
 
 
@@ -454,6 +459,7 @@ class Config:
     site: SiteConfig
     build: BuildConfig
     feeds: FeedsConfig
+    search: SearchConfig
     email: EmailConfig
     deploy: DeployConfig
     subscribers: SubscribersConfig
