@@ -406,19 +406,20 @@ def _same(old: str, info: os.stat_result, data: bytes | Path) -> bool:
 
 
 def _changed(tree: Site, top: str, current: Mapping[str, os.stat_result],
-             last: manifest.Record | None) -> dict[str, bytes | Path]:
-    """The files of `tree` that `output` (`top`, its lstat `current`) does not hold, with their data. A render
-    whose key made the published file, which nobody touched since (`last`), is the same without a look at
-    either; any other file is compared byte for byte."""
-    changed: dict[str, bytes | Path] = {}
+             last: manifest.Record | None) -> set[str]:
+    """The files of `tree` that `output` (`top`, its lstat `current`) does not hold. A render whose key made the
+    published file, which nobody touched since (`last`), is the same without a look at either; any other file
+    is compared byte for byte. Nothing is kept: the writer reads each changed file's data again, so a whole
+    tree is never in memory at once."""
+    changed = set()
     for path, value in tree.files.items():
         info = current.get(path)
-        if info is not None and last is not None and not isinstance(value, bytes | Path) \
-                and last.key_of(path, info) == value.key:
+        if info is None:
+            changed.add(path)
+        elif last is not None and not isinstance(value, bytes | Path) and last.key_of(path, info) == value.key:
             continue
-        data = tree.data(path)
-        if info is None or not _same(top + path, info, data):
-            changed[path] = data
+        elif not _same(top + path, info, tree.data(path)):
+            changed.add(path)
     return changed
 
 
@@ -550,11 +551,11 @@ def write_tree(tree: Site | Mapping[str, bytes | Path], output: Path, result: Bu
     result.unchanged, result.removed = len(files) - len(changed), len(removed)
     if not changed and not removed:
         return
-    staging = _from_spare(output, files, changed, current)
+    staging = _from_spare(output, tree, changed, current)
     try:
         if staging is None:
             staging = _new_folder(output, ".new")
-            _fill(staging, files, changed, output)
+            _fill(staging, tree, changed, output)
         _swap(staging, output)
     except BaseException:
         if staging is not None:
@@ -577,13 +578,14 @@ def _link(published: Path, target: Path) -> None:
         shutil.copy2(published, target)
 
 
-def _fill(staging: Path, files: Mapping[str, Source], changed: Mapping[str, bytes | Path], output: Path) -> None:
+def _fill(staging: Path, tree: Site, changed: set[str], output: Path) -> None:
     """Make a whole new tree in the empty `staging`."""
+    files = tree.files
     folders = _folders(files)
 
     def put(path: str) -> None:
         if path in changed:
-            _put(staging / path, changed[path])
+            _put(staging / path, tree.data(path))
         else:
             _link(output / path, staging / path)
 
@@ -597,12 +599,13 @@ def _fill(staging: Path, files: Mapping[str, Source], changed: Mapping[str, byte
             pass
 
 
-def _from_spare(output: Path, files: Mapping[str, Source], changed: Mapping[str, bytes | Path],
+def _from_spare(output: Path, tree: Site, changed: set[str],
                 current: Mapping[str, os.stat_result]) -> Path | None:
     """The spare tree, moved to a staging name and made to hold `files`; None when there is no usable spare.
 
     No record of what the spare holds is trusted: a file of it is kept only when it is the very file (same
     device and inode) that `output` holds for an unchanged path, which was just compared byte for byte."""
+    files = tree.files
     spare = _spare(output)
     if spare.is_symlink() or not _marked(spare):
         return None
@@ -625,7 +628,7 @@ def _from_spare(output: Path, files: Mapping[str, Source], changed: Mapping[str,
             if path in changed:
                 if old is not None:
                     os.unlink(staging / path)
-                _put(staging / path, changed[path])
+                _put(staging / path, tree.data(path))
             elif old is None or (old.st_dev, old.st_ino) != (current[path].st_dev, current[path].st_ino):
                 if old is not None:
                     os.unlink(staging / path)

@@ -19,9 +19,11 @@ import json
 import logging
 import multiprocessing
 import os
+import secrets
 import struct
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -178,21 +180,28 @@ class Pending:
 
 @dataclass(frozen=True)
 class _Stored:
-    """In `RenderCache.new`: a value the log holds, not read yet (a build whose output did not change never
-    reads it); `make` renders it again if the record turns out not to be usable."""
+    """In `RenderCache.new`: a value a log holds (the old one, or this build's spill), read each time it is asked
+    for and never kept in memory; `make` renders it again if the record turns out not to be usable."""
 
-    make: Callable[[], object]
+    spilled: bool
+    make: Callable[[], object] | None = None
+
+
+Entry = tuple[bytes, int, int, int]  # kind, where the record starts, where its value starts, where it ends
 
 
 class RenderCache:
     """Parsed issues and Markdown renders from the last build, keyed by a hash of their inputs.
 
     Stored in `folder/render.log`: a header line naming the format, the version and the key (by a hash of it),
-    then records: put key value, or drop key, each with its HMAC. A save appends only what the build added and
-    dropped (a one-issue rebuild writes kilobytes, not the whole cache) and rewrites the log compactly once dead
-    records outnumber live ones, or when something in it was refused. Loading reads the log into memory and
-    indexes it; a record is authenticated and decoded only when a build asks for it, so a build that needs a
-    tenth of the cache pays for a tenth. Keys are hashes of inputs, so a key's value never changes.
+    then records: put key value, or drop key, each with its HMAC. Loading reads only the records' heads, to index
+    them; a record is read (with pread), authenticated and decoded only when a build asks for it, so a build
+    that needs a tenth of the cache pays for a tenth, and memory does not grow with the cache. Renders made by
+    this build go to disk as they come (`_spill`: appended to the log, or to the new log being written) and are
+    read back when written out, so a full build of 10,000 issues does not hold them all in memory. A save
+    appends only what is left (drops, and values kept in memory) and rewrites the log compactly once dead
+    records outnumber live ones, or when something in it was refused. Keys are hashes of inputs, so a key's
+    value never changes.
     """
 
     FILE = FILE
@@ -210,25 +219,48 @@ class RenderCache:
         self.progress = progress
         self.misses = 0  # values made or queued because no build had made them
         self.parallel_renders = 0  # queued values made in worker processes
-        self.old: dict[str, tuple[bytes, int, int, int]] = {}  # key -> (kind, record, value, end) in self._data
-        self.new: dict[str, object] = {}
-        self._data = memoryview(b"")
+        self.old: dict[str, Entry] = {}  # key -> where its record is in the log read (`_fd`)
+        self.new: dict[str, object] = {}  # key -> value, or _Stored
+        self._fd: int | None = None  # the log read, open for pread
+        self._spill_fd: int | None = None  # where this build's renders go: the log (appended), or a new file
+        self._spill_tmp: str | None = None  # that new file, while it is not the log yet
+        self._spilled: dict[str, Entry] = {}
         self._queue: dict[str, Callable[[], object]] | None = None
         self._records = 0  # records in the log, live or not
         self._compact = True  # rewrite rather than append (no usable log yet, or one with refused records)
         self._doubted = False
-        if folder is None:
-            return
-        try:
-            self._key = key if key is not None else key_for(folder)
-        except Doubt as exc:
-            log.warning("not using the render cache in %s: %s", folder, exc)
-            self.folder = None
-            return
+        self._owner = os.getpid()  # a forked render worker never closes or deletes what is this process's
+        self._lock = threading.Lock()  # spills from the threads that write dist/ (a render made again)
+        self._key = key if key is not None else secrets.token_bytes(32)  # without a folder: this build only
+        if folder is not None:
+            try:
+                self._key = key if key is not None else key_for(folder)
+            except Doubt as exc:
+                log.warning("not using the render cache in %s: %s", folder, exc)
+                self.folder = None
         self._record_key = hmac.digest(self._key, f"publisher render cache record {self._header()}".encode(),
                                        "sha256")
         self._signer = hmac.new(self._record_key, digestmod="sha256")
-        self._load(folder / FILE)
+        if self.folder is not None:
+            self._load(self.folder / FILE)
+
+    def __del__(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Let go of the files (a spill file that never became the log is deleted)."""
+        if getattr(self, "_owner", None) != os.getpid():
+            return
+        for name in ("_fd", "_spill_fd"):
+            fd = getattr(self, name, None)
+            if fd is not None:
+                setattr(self, name, None)
+                with suppress(OSError):
+                    os.close(fd)
+        tmp, self._spill_tmp = getattr(self, "_spill_tmp", None), None
+        if tmp is not None:
+            with suppress(OSError):
+                os.unlink(tmp)
 
     def _header(self) -> str:
         return f"publisher-cache {FORMAT} {__version__}"
@@ -247,16 +279,19 @@ class RenderCache:
 
     def _load(self, path: Path) -> None:
         try:
-            with open_no_follow(path) as fh:  # a planted link or FIFO is not followed, nor waited on
-                data = memoryview(fh.read())
+            fh = open_no_follow(path)  # a planted link or FIFO is not followed, nor waited on
         except FileNotFoundError:
             return
         except OSError as exc:
             log.warning("ignoring the render cache %s: %s", path, exc.strerror)
             return
+        fd = os.dup(fh.fileno())
+        fh.close()
         first = self._first_line()
-        if bytes(data[:len(first)]) != first:
-            found, mine = bytes(data[:200]).split(b"\n", 1)[0].split(b" "), first.rstrip(b"\n").split(b" ")
+        head = os.pread(fd, 256, 0)
+        if head[:len(first)] != first:
+            os.close(fd)
+            found, mine = head.split(b"\n", 1)[0].split(b" "), first.rstrip(b"\n").split(b" ")
             if len(found) != len(mine) or found[0] != mine[0]:
                 log.warning("ignoring the render cache %s: it is damaged", path)
             elif found[1:3] != mine[1:3]:  # expected once after an upgrade
@@ -266,50 +301,61 @@ class RenderCache:
                             "by another user; in CI, keep a key file outside the cache and name it in %s)",
                             path, KEY_ENV)
             return
-        self._data, self._compact = data, False
-        offset, size = len(first), _FRAME.size
-        while offset < len(data):
-            if offset + size > len(data):
+        self._fd, self._compact = fd, False
+        self._index(fd, len(first), os.fstat(fd).st_size)
+
+    def _index(self, fd: int, offset: int, size: int) -> None:
+        """Read the heads of the records from `offset` to `size` (values are skipped, not read)."""
+        frame = _FRAME.size
+        while offset < size:
+            head = os.pread(fd, frame + 128, offset)  # the head and (nearly always) the whole key
+            if len(head) < frame:
                 self._doubt("it is cut short (a build was stopped while saving)")
                 return
-            kind, key_length, value_length = _FRAME.unpack_from(data, offset)
-            start = offset + size + key_length
+            kind, key_length, value_length = _FRAME.unpack_from(head)
+            start = offset + frame + key_length
             end = start + value_length
-            if kind not in _KINDS or end + _TAG > len(data):
+            if kind not in _KINDS or end + _TAG > size:
                 self._doubt("it is cut short or damaged")
                 return
+            raw = head[frame:frame + key_length] if key_length <= 128 else os.pread(fd, key_length, offset + frame)
             try:
-                key = bytes(data[offset + size:start]).decode("ascii")
+                key = raw.decode("ascii")
             except UnicodeDecodeError:
                 self._doubt("it is damaged")
                 return
             self._records += 1
             if kind == DROP:
-                if self._authentic(offset, end):
+                if self._record(fd, offset, end) is not None:
                     self.old.pop(key, None)
             else:
-                self.old[key] = (kind, offset, start, end)  # authenticated when asked for (see `_old`)
+                self.old[key] = (kind, offset, start, end)  # authenticated when asked for (see `_read`)
             offset = end + _TAG
 
-    def _authentic(self, record: int, end: int) -> bool:
-        tag = hmac.digest(self._record_key, self._data[record:end], "sha256")
-        if hmac.compare_digest(tag, self._data[end:end + _TAG]):
-            return True
+    def _record(self, fd: int, record: int, end: int) -> bytes | None:
+        """The signed bytes of a record (its tag included) if they verify, else None."""
+        data = os.pread(fd, end + _TAG - record, record)
+        tag = hmac.digest(self._record_key, memoryview(data)[:end - record], "sha256")
+        if len(data) == end + _TAG - record and hmac.compare_digest(tag, data[end - record:]):
+            return data
         self._doubt("a record's authentication code does not match (altered, or written under another key)")
-        return False
+        return None
 
-    def _old(self, key: str) -> object:
-        entry = self.old.get(key)
-        if entry is None:
+    def _read(self, key: str, spilled: bool = False) -> object:
+        """The value of `key` in the old log (or in this build's spill), or None if it cannot be used."""
+        fd, table = (self._spill_fd, self._spilled) if spilled else (self._fd, self.old)
+        entry = table.get(key)
+        if entry is None or fd is None:
             return None
         kind, record, start, end = entry
-        if not self._authentic(record, end):
-            del self.old[key]
+        data = self._record(fd, record, end)
+        if data is None:
+            del table[key]
             return None
         try:
-            return decode(kind, self._data[start:end])
+            return decode(kind, memoryview(data)[start - record:end - record])
         except (ValueError, TypeError, KeyError) as exc:  # authentic, so ours: a format this code cannot read
-            del self.old[key]
+            del table[key]
             self._doubt(f"a record cannot be read ({exc})")
             return None
 
@@ -321,26 +367,59 @@ class RenderCache:
         signer.update(payload)
         return head + payload + signer.digest()
 
-    def _put(self, key: str) -> bytes:
+    def _spill(self, key: str, value: object) -> None:
+        """Keep a value this build made: on disk if it can be (read back when asked for), else in memory."""
         try:
-            return self._frame(key, *encode(self.new[key]))
-        except TypeError as exc:  # kept for this build only
-            log.debug("not caching %s: %s", key, exc)
-            return b""
+            kind, payload = encode(value)
+        except TypeError:
+            self.new[key] = value
+            return
+        frame = self._frame(key, kind, payload)
+        with self._lock:
+            if self._spill_fd is None:
+                self._open_spill()
+            offset = _append(self._spill_fd, frame)  # type: ignore[arg-type]
+            start = offset + _FRAME.size + len(key)
+            self._spilled[key] = (kind, offset, start, start + len(payload))
+            self.new[key] = _Stored(spilled=True)
+
+    def _open_spill(self) -> None:
+        """Append to the log when it is sound (those records are the ones a save would append); else write a
+        new log, which a save completes and puts in place; without a cache folder, an unnamed file."""
+        if self.folder is not None and not self._compact and self._fd is not None:
+            try:
+                # O_NOFOLLOW: a link planted in the folder must not make this append to a file elsewhere.
+                fd = os.open(self.folder / FILE, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
+                if (os.fstat(fd).st_ino, os.fstat(fd).st_dev) == (os.fstat(self._fd).st_ino,
+                                                                    os.fstat(self._fd).st_dev):
+                    self._spill_fd = fd
+                    return
+                os.close(fd)
+            except OSError:
+                pass
+            self._compact = True  # the log changed under us: write a new one
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd, self._spill_tmp = tempfile.mkstemp(dir=self.folder, prefix=FILE + ".", suffix=".tmp")
+            os.write(fd, self._first_line())
+        else:
+            fd = os.open(tempfile.gettempdir(), os.O_RDWR | os.O_TMPFILE | os.O_CLOEXEC, 0o600) \
+                if hasattr(os, "O_TMPFILE") else _unnamed_file()
+        self._spill_fd = fd
 
     def get(self, key: str, make, *, lazy: bool = False):  # type: ignore[no-untyped-def]
         """The value remembered under `key`, else `make()` (remembered for the next build).
 
         Inside `parallel()`, a value not remembered is not made at once: `make` is queued and a `Pending`
-        placeholder returned (`resolve` swaps it for the value once the block has ended). `lazy`: a `Pending`
-        in every case, and a remembered value is not even read until `resolve` asks for it.
+        placeholder returned (`resolve` gives the value once the block has ended). `lazy`: a `Pending` in every
+        case, and a remembered value is not even read until `resolve` asks for it.
         """
         value = self.new.get(key)
         if value is None:
             if lazy and key in self.old:
-                self.new[key] = _Stored(make)
+                self.new[key] = _Stored(spilled=False, make=make)
                 return Pending(key)
-            value = self._old(key)
+            value = self._read(key)
             if value is None:
                 if self._queue is not None:
                     if key not in self._queue:
@@ -357,33 +436,35 @@ class RenderCache:
     @contextmanager
     def parallel(self) -> Iterator[None]:
         """Queue the renders that are not cached, then run them on every core (forked workers inherit the
-        queued closures, so nothing but the results crosses between processes, in memory)."""
+        queued closures, so nothing but the results crosses between processes, in memory). Each result goes
+        to disk as it comes (`_spill`)."""
         self._queue = {}
         try:
             yield
             queued, self._queue = self._queue, None
-            results, in_workers = _run_all(queued, self.parallel_min, self.workers, self.progress)
-            self.parallel_renders += in_workers
-            self.new.update(results)
+            self.parallel_renders += _run_all(queued, self.parallel_min, self.workers, self._spill, self.progress)
         finally:
             self._queue = None
 
     def resolve(self, value: object) -> object:
-        """A value, or the one that a `Pending` placeholder stands for."""
+        """A value, or the one that a `Pending` placeholder stands for (read from disk each time: a page is
+        asked for once or twice, and a build's pages do not all fit in memory)."""
         if not isinstance(value, Pending):
             return value
         found = self.new[value.key]
         if isinstance(found, _Stored):
-            found = self._old(value.key)
+            stored, found = found, self._read(value.key, found.spilled)
             if found is None:  # refused when read at last: render it again
+                if stored.make is None:
+                    raise RuntimeError(f"a render of this build could not be read back ({value.key})")
                 self.misses += 1
-                found = self.new[value.key].make()  # type: ignore[union-attr]
-            self.new[value.key] = found
+                found = stored.make()
+                self._spill(value.key, found)
         return found
 
     def memo(self, shared: str):  # type: ignore[no-untyped-def]
         """A memo for renderers: `memo(inputs, make)` keyed by a hash of `inputs` and `shared` (the theme and
-        the settings, which every rendering depends on)."""
+        the settings, which every rendering depends on); it returns a `Pending` (see `resolve`)."""
 
         prefix = hashlib.sha256(f"{__version__}\0{shared}".encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -403,14 +484,39 @@ class RenderCache:
         key = "issue:" + hashlib.sha256(raw + f"\0{file}\0{self.salt}".encode("utf-8", "surrogatepass")).hexdigest()
         return self.get(key, parse)
 
+    def _frame_of(self, key: str) -> bytes:
+        """The signed record of a live key, as a new log holds it ("" for a value that is not cached on disk)."""
+        value = self.new[key]
+        if isinstance(value, _Stored):
+            fd, (_, record, _, end) = (self._spill_fd, self._spilled[key]) if value.spilled else \
+                (self._fd, self.old[key])
+            data = self._record(fd, record, end)  # type: ignore[arg-type]
+            if data is not None:
+                return data
+            value = self.resolve(Pending(key))  # renders it again
+            if isinstance(self.new[key], _Stored):
+                return self._frame_of(key)
+        try:
+            return self._frame(key, *encode(value))
+        except TypeError as exc:  # kept for this build only
+            log.debug("not caching %s: %s", key, exc)
+            return b""
+
     def save(self) -> None:
+        try:
+            self._save()
+        finally:
+            self.close()
+
+    def _save(self) -> None:
         if self.folder is None or (self.new.keys() == self.old.keys() and not self._compact):
             return
-        added = [key for key in self.new if key not in self.old]
+        added = [key for key in self.new if key not in self.old and key not in self._spilled]
         dropped = [key for key in self.old if key not in self.new]
         path = self.folder / FILE
-        if not self._compact and self._records + len(added) + len(dropped) <= 2 * len(self.new):
-            frames = [self._frame(key, DROP) for key in dropped] + [self._put(key) for key in added]
+        appended = len(self._spilled) if self._spill_tmp is None else 0
+        if not self._compact and self._records + appended + len(added) + len(dropped) <= 2 * len(self.new):
+            frames = [self._frame(key, DROP) for key in dropped] + [self._frame_of(key) for key in added]
             try:
                 # O_NOFOLLOW: a link planted in the folder must not make this append to a file elsewhere. One
                 # write, so that a build running beside this one (with another output) cannot interleave with it.
@@ -421,20 +527,43 @@ class RenderCache:
                 with open(fd, "wb") as fh:
                     fh.write(b"".join(frames))
                 return
-        for key in list(self.new):  # read what is still in the old log (rendering again what fails to read)
-            self.resolve(Pending(key))
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=FILE + ".", suffix=".tmp")  # a new file, never a link
+        # A new log: this build's spill file if it is one (its renders are in it already), else a new file.
+        if self._spill_tmp is not None:
+            tmp, fd, keep = self._spill_tmp, os.dup(self._spill_fd), set(self._spilled)  # type: ignore[arg-type]
+        else:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=FILE + ".", suffix=".tmp")  # a new file, not a link
+            os.write(fd, self._first_line())
+            keep = set()
         try:
-            with open(fd, "wb") as fh:
-                fh.write(self._first_line())
-                for key in self.new:
-                    fh.write(self._put(key))
+            try:
+                for key in list(self.new):
+                    if key not in keep:
+                        _append(fd, self._frame_of(key))  # unbuffered: a render made again spills to this file too
+            finally:
+                os.close(fd)
             os.replace(tmp, path)
+            self._spill_tmp = None  # it is the log now
         except BaseException:
             with suppress(OSError):
                 os.unlink(tmp)
+            self._spill_tmp = None
             raise
+
+
+def _append(fd: int, data: bytes) -> int:
+    """Write `data` at the end of the file `fd`; where it starts."""
+    offset = os.lseek(fd, 0, os.SEEK_END)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    return offset
+
+
+def _unnamed_file() -> int:
+    fd, name = tempfile.mkstemp()
+    os.unlink(name)
+    return fd
 
 
 PARALLEL_MIN = 48  # below this many renders, starting worker processes costs more than it saves
@@ -446,18 +575,19 @@ def _run_queued(index: int) -> object:
 
 
 def _run_all(queued: Mapping[str, Callable[[], object]], minimum: int, workers: int,
-             progress: Callable[[int, int], None] | None = None) -> tuple[dict[str, object], int]:
-    """Every queued value by key, and how many of them worker processes made."""
+             keep: Callable[[str, object], None], progress: Callable[[int, int], None] | None = None) -> int:
+    """Make every queued value and hand each to `keep(key, value)` as it comes; how many worker processes made."""
     total = len(queued)
 
-    def told(results: Iterator[object]) -> Iterator[object]:
-        for done, result in enumerate(results, 1):
+    def told(keys: list[str], results: Iterable[object]) -> None:
+        for done, (key, result) in enumerate(zip(keys, results, strict=True), 1):
+            keep(key, result)
             if progress is not None and (done % 16 == 0 or done == total):
                 progress(done, total)
-            yield result
 
     if len(queued) < minimum or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return dict(zip(queued, told(make() for make in queued.values()), strict=True)), 0
+        told(list(queued), (make() for make in queued.values()))
+        return 0
     # Renders of one issue (its page, its email: see `group`) run side by side, so that a worker makes the
     # issue's HTML once for both.
     keys = sorted(queued, key=lambda k: getattr(queued[k], "group", ""))
@@ -465,8 +595,8 @@ def _run_all(queued: Mapping[str, Callable[[], object]], minimum: int, workers: 
     gc.freeze()  # the workers then share the parent's objects without copying the pages the GC would touch
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            results = pool.map(_run_queued, range(len(_QUEUED)), chunksize=max(2, len(_QUEUED) // (workers * 8)))
-            return dict(zip(keys, told(results), strict=True)), len(keys)
+            told(keys, pool.map(_run_queued, range(len(_QUEUED)), chunksize=max(2, len(_QUEUED) // (workers * 8))))
+            return len(keys)
     finally:
         gc.unfreeze()
         _QUEUED.clear()

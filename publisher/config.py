@@ -448,8 +448,8 @@ class ServeConfig:
 
 
 SECTIONS: dict[str, type] = {"site": SiteConfig, "build": BuildConfig, "feeds": FeedsConfig, "search": SearchConfig,
-                             "email": EmailConfig, "deploy": DeployConfig, "subscribers": SubscribersConfig, "smtp": SmtpConfig,
-                             "ses": SesConfig, "schedule": ScheduleConfig, "serve": ServeConfig}
+                             "email": EmailConfig, "deploy": DeployConfig, "subscribers": SubscribersConfig,
+                             "smtp": SmtpConfig, "ses": SesConfig, "schedule": ScheduleConfig, "serve": ServeConfig}
 
 
 @dataclass(frozen=True)
