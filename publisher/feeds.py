@@ -246,7 +246,7 @@ KINDS: dict[str, Callable[[Config, Scope, datetime | None], bytes]] = {
     "atom.xml": render_atom,
     "feed.json": render_json_feed,
 }
-TAG_KINDS = ("rss.xml", "atom.xml")  # per-tag JSON feeds are not in the dist/ contract
+TAG_KINDS = ("rss.xml", "atom.xml", "feed.json")  # each tag has all three, like the whole newsletter
 
 
 def render_feeds(config: Config, issues: Sequence[Issue], bodies: Mapping[str, str],

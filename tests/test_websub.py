@@ -28,7 +28,7 @@ from publisher.websub import Notifier
 ATOM = "{http://www.w3.org/2005/Atom}"
 SITE = "https://news.example.com/daily/"
 SITE_FEEDS = ["atom.xml", "feed.json", "rss.xml"]
-TAG_FEEDS = ["tags/模型/atom.xml", "tags/模型/rss.xml"]
+TAG_FEEDS = ["tags/模型/atom.xml", "tags/模型/feed.json", "tags/模型/rss.xml"]
 
 
 class Hub:
@@ -165,8 +165,8 @@ def test_changing_the_hubs_changes_every_feed_past_the_render_cache(newsletter):
 
 
 def test_is_feed_knows_the_feeds_render_feeds_writes():
-    assert all(is_feed(k) for k in SITE_FEEDS + TAG_FEEDS + ["tags/x/rss.xml"])
-    assert not any(is_feed(k) for k in ("tags/x/feed.json", "issues/a/rss.xml", "static/atom.xml",
+    assert all(is_feed(k) for k in SITE_FEEDS + TAG_FEEDS + ["tags/x/rss.xml", "tags/x/feed.json"])
+    assert not any(is_feed(k) for k in ("tags/x/index.json", "issues/a/rss.xml", "static/atom.xml",
                                         "tags/x/y/rss.xml", "sitemap.xml", "tags/rss.xml", "rss.xml/x"))
 
 
@@ -246,7 +246,7 @@ def test_a_dry_run_pings_nothing_and_says_what_it_would(newsletter, hub):
     assert result.dry_run and result.hub_pings == [] and hub.requests == []
     assert not (newsletter.root / "public").exists()
     lines = describe(result.plan, False, hubs=config.feeds.hubs)
-    assert lines[-1] == f"ping WebSub hub {hub.url} about 5 changed feeds"
+    assert lines[-1] == f"ping WebSub hub {hub.url} about 6 changed feeds"
     assert not any("WebSub" in line for line in describe(result.plan, False))
 
 
@@ -332,7 +332,7 @@ def test_publish_pings_after_its_deploy_and_a_down_hub_fails_nothing(newsletter,
     assert hub.topics() == urls(*SITE_FEEDS, *TAG_FEEDS)
     assert [p.ok for p in report.hub_pings] == [True, False]
     line = summary(report)
-    assert ("pinged 1 of 2 WebSub hubs about 5 changed feeds; not told: "
+    assert ("pinged 1 of 2 WebSub hubs about 6 changed feeds; not told: "
             f"{down} (no answer (connection refused) after 4 attempts)") in line
     again = publish(config, now=NOW, notifier=Notifier(sleep=FakeClock().sleep))
     assert again.deploy_skipped and again.hub_pings == [] and len(hub.requests) == 1
