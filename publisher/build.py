@@ -88,6 +88,7 @@ class BuildResult:
     skipped: bool = False  # the build record showed that nothing had changed: nothing was read or rendered
     keys: dict[str, str] = field(default_factory=dict, repr=False)  # site path -> the render key that made it
     dates: list[datetime] = field(default_factory=list, repr=False)  # of every issue read, drafts included
+    stats: dict[str, os.stat_result] = field(default_factory=dict, repr=False)  # lstat of each file now in output
 
 
 def render(config: Config, issues: Sequence[Issue], *, theme: Theme | None = None, now: datetime | None = None,
@@ -167,9 +168,8 @@ def build(config: Config, *, now: datetime, drafts: bool = False, future: bool =
                                 use_cache=use_cache, parallel_min=parallel_min, workers=workers, progress=progress)
             if key is not None and inputs is not None and result.issues:  # an empty site shows the clock
                 started_ns = os.stat(lock).st_mtime_ns  # written as the lock was taken: the file system's time
-                files = manifest.walk(output)[0]
                 outputs = {path: (*manifest.stat_of(info), result.keys.get(path, ""))
-                           for path, info in files.items()}
+                           for path, info in result.stats.items()}
                 dates = result.dates
                 manifest.save(folder, key, manifest.Record(
                     stamp, started_ns, inputs, manifest.window(dates, now), outputs, len(result.issues),
@@ -550,6 +550,7 @@ def write_tree(tree: Site | Mapping[str, bytes | Path], output: Path, result: Bu
     result.files, result.written = len(files), len(changed)
     result.unchanged, result.removed = len(files) - len(changed), len(removed)
     if not changed and not removed:
+        result.stats = dict(current)  # untouched
         return
     staging = _from_spare(output, tree, changed, current)
     try:
@@ -561,6 +562,8 @@ def write_tree(tree: Site | Mapping[str, bytes | Path], output: Path, result: Bu
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)  # this build's own staging folder
         raise
+    # Listed again: linking a file into the new tree changed its ctime, which the record holds.
+    result.stats = _walk(output)[0]
 
 
 def _put(target: Path, data: bytes | Path) -> None:

@@ -97,7 +97,7 @@ def test_removed_issue_disappears_from_dist(newsletter):
     result = build(config, now=NOW)
     dist = newsletter.root / "dist"
     assert not (dist / "issues" / "b").exists() and not (dist / "tags" / "only-b").exists()
-    assert result.removed == 5  # the page, its email, the tag page and its two feeds
+    assert result.removed == 6  # the page, its email, the tag page and its three feeds
 
 
 def test_cache_gives_the_same_bytes_and_repeats_warnings(newsletter, caplog):
@@ -256,7 +256,7 @@ def test_a_rebuild_swaps_in_a_whole_new_tree_and_links_unchanged_files(newslette
     assert dist.stat().st_ino != old_inode  # a new folder took the old one's place...
     assert (dist / "static" / "style.css").stat().st_ino == kept.st_ino  # ...holding the unchanged files
     assert (dist / "static" / "style.css").stat().st_mtime_ns == kept.st_mtime_ns
-    assert not (dist / "tags" / "only-b").exists() and result.removed == 5
+    assert not (dist / "tags" / "only-b").exists() and result.removed == 6
     assert beside(newsletter.root) == [".dist.spare"]  # nothing but the previous tree, marked, kept for the next
     assert (newsletter.root / ".dist.spare" / MARK).is_dir()
     assert (newsletter.root / ".dist.spare" / "tags" / "only-b" / "index.html").exists()
