@@ -27,11 +27,12 @@ from urllib.parse import quote, urlsplit
 import css_inline
 import mjml
 
-from . import markdown
+from . import markdown, messages
 from .config import CONTROL, Config, ascii_url, control_character, unsubscribe_url
 from .content import Issue
 from .errors import PublisherError, relpath
-from .site import Memo, format_date, issue_inputs
+from .messages import N_, Messages
+from .site import Memo, issue_inputs
 from .themes import Theme, load_theme
 from .tokens import make_token
 from .transports import PermanentError
@@ -41,13 +42,14 @@ FIELDS = ("name", "email", "unsubscribe_url")
 _MARKER = re.compile(r"%%publisher:(name|email|unsubscribe_url)%%")
 EXAMPLE_ADDRESS = "reader@example.com"
 
-STRINGS = {
-    "zh": {"view_in_browser": "在浏览器中查看", "unsubscribe": "退订", "greeting": "你好，", "greeting_end": "：",
-           "sent_to": "本邮件发送至 ", "reader": "读者", "reason": "你收到这封邮件，是因为你订阅了《{title}》。"},
-    "en": {"view_in_browser": "View in browser", "unsubscribe": "Unsubscribe", "greeting": "Hi ", "greeting_end": ",",
-           "sent_to": "This email was sent to ", "reader": "there",
-           "reason": "You are receiving this because you subscribed to {title}."},
-}
+# The words of the email around the issue: msgids of the theme's message catalogues (messages.py), looked up
+# in the site's language. `strings` in the email templates is the old name of a few of them, kept for themes.
+GREETING = N_("Hi %(name)s,")
+READER = N_("there")  # the name in the greeting when a subscriber has none ("Hi there,")
+REASON = N_("You are receiving this because you subscribed to %(title)s.")
+SENT_TO = N_("This email was sent to %(email)s")
+VIEW_IN_BROWSER = N_("View in browser")
+UNSUBSCRIBE = N_("Unsubscribe")
 
 
 class UnsafeValue(PermanentError, PublisherError):
@@ -63,8 +65,19 @@ _UNSAFE = CONTROL
 _LINE_BREAK = re.compile(r"[\r\n\u2028\u2029]")
 
 
-def strings_for(language: str) -> dict[str, str]:
-    return STRINGS["zh" if language.lower().startswith("zh") else "en"]
+def messages_for(config: Config, theme: Theme | None = None) -> Messages:
+    """The message catalogue of the site's language, from the theme (its overrides over the built-in one)."""
+    return messages.for_theme(theme or load_theme(config), config.site.language)
+
+
+def strings_for(config: Config, theme: Theme | None = None) -> dict[str, str]:
+    """The email's words under the names templates knew them by before the catalogues (`strings.greeting`...)."""
+    said = messages_for(config, theme)
+    greeting, _, greeting_end = said.gettext(GREETING).partition("%(name)s")
+    sent_to = said.gettext(SENT_TO).partition("%(email)s")[0]
+    return {"view_in_browser": said.gettext(VIEW_IN_BROWSER), "unsubscribe": said.gettext(UNSUBSCRIBE),
+            "greeting": greeting, "greeting_end": greeting_end, "sent_to": sent_to, "reader": said.gettext(READER),
+            "reason": said.gettext(REASON).replace("%(title)s", "{title}")}
 
 
 class _Markers:
@@ -97,7 +110,7 @@ class Sender:
         return self.address.rpartition("@")[2]
 
 
-def sender_of(config: Config, *, require_address: bool = True) -> Sender:
+def sender_of(config: Config, *, require_address: bool = True, theme: Theme | None = None) -> Sender:
     """The sender's settings with defaults applied. Only a real message needs a From address; a preview of
     the HTML or text does not (`require_address=False` then puts a stand-in on the site's domain)."""
     email, site = config.email, config.site
@@ -108,7 +121,7 @@ def sender_of(config: Config, *, require_address: bool = True) -> Sender:
             raise PublisherError("email.from_address is not set (nor site.author_email)", file=config.file.name,
                                  field="email.from_address", hint='e.g. from_address = "news@example.com"')
         address = f"newsletter@{host}"
-    strings = strings_for(site.language)
+    said = messages_for(config, theme)
     return Sender(
         address=address,
         name=email.from_name or site.title,
@@ -119,9 +132,9 @@ def sender_of(config: Config, *, require_address: bool = True) -> Sender:
         unsubscribe_url=ascii_url(unsubscribe_url(config)),
         unsubscribe_mailto=email.unsubscribe_mailto or address,
         subject_prefix=email.subject_prefix,
-        reason=email.reason or strings["reason"].format(title=site.title),
+        reason=email.reason or said.gettext(REASON, title=site.title),
         postal_address=email.postal_address,
-        default_name=email.default_name or strings["reader"],
+        default_name=email.default_name or said.gettext(READER),
     )
 
 
@@ -204,8 +217,8 @@ def render_email(config: Config, issue: Issue, body_html: str, *, theme: Theme |
     """Render the issue's email once: MJML to HTML, and (unless `text` is false) the plain-text part."""
     theme = theme or load_theme(config)
     pages = pages if pages is not None else {str(issue.path): issue.url_path}
-    sender = sender_of(config, require_address=False)
-    strings = strings_for(config.site.language)
+    said = messages.install(theme, config.site.language)
+    sender = sender_of(config, require_address=False, theme=theme)
     warnings: list[str] = []
     subject = issue.subject or issue.title
     prefix = config.email.subject_prefix
@@ -222,10 +235,10 @@ def render_email(config: Config, issue: Issue, body_html: str, *, theme: Theme |
     context = {
         "site": {"title": config.site.title, "url": config.site.url, "language": config.site.language},
         "issue": {"title": issue.title, "subject": subject, "preheader": issue.preheader or issue.summary,
-                  "permalink": permalink, "date_text": format_date(local, config.site.language),
+                  "permalink": permalink, "date_text": said.format_date(local),
                   "date_iso": local.isoformat(), "summary": issue.summary, "tags": list(issue.tags)},
         "email": {"reason": sender.reason, "postal_address": sender.postal_address},
-        "strings": strings,
+        "strings": strings_for(config, theme),
         "recipient": _Markers(),
     }
     content = _email_html(config, theme, issue, body_html, pages, warnings)
@@ -536,14 +549,14 @@ class MessageFactory:
         return fill(self.rendered.text, self.values(recipient), escape=False)
 
 
-def neutral_values(config: Config) -> dict[str, str]:
+def neutral_values(config: Config, theme: Theme | None = None) -> dict[str, str]:
     """The fill-in for the public "view in browser" copy: no one's name, address or token."""
-    sender = sender_of(config, require_address=False)
+    sender = sender_of(config, require_address=False, theme=theme)
     return {"name": sender.default_name, "email": "…", "unsubscribe_url": sender.unsubscribe_url}
 
 
-def browser_copy(config: Config, rendered: RenderedEmail) -> bytes:
-    return fill(rendered.html, neutral_values(config), escape=True).encode("utf-8")
+def browser_copy(config: Config, rendered: RenderedEmail, theme: Theme | None = None) -> bytes:
+    return fill(rendered.html, neutral_values(config, theme), escape=True).encode("utf-8")
 
 
 def email_pages(config: Config, theme: Theme, issues: Sequence[Issue], bodies: Mapping[str, str],
@@ -555,7 +568,7 @@ def email_pages(config: Config, theme: Theme, issues: Sequence[Issue], bodies: M
 
         def make(issue: Issue = issue) -> bytes:
             body = bodies[issue.slug]
-            return browser_copy(config, render_email(config, issue, body, theme=theme, pages=pages, text=False))
+            return browser_copy(config, render_email(config, issue, body, theme=theme, pages=pages, text=False), theme)
 
         make.group = issue.slug  # type: ignore[attr-defined]  # rendered beside the issue's page (build.py)
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
-from . import __version__, markdown
+from . import __version__, markdown, messages
 from .config import Config
 from .content import Issue, issue_digest, tag_slug
 from .themes import Theme
@@ -59,10 +59,11 @@ def feed_links(config: Config, tag: Tag | None = None) -> list[dict[str, str]]:
     return links
 
 
-def format_date(value: datetime, language: str) -> str:
-    if language.lower().startswith(("zh", "ja")):
-        return f"{value.year}年{value.month}月{value.day}日"
-    return value.strftime("%Y-%m-%d")
+def format_date(value: datetime, language: str, theme: Theme | None = None) -> str:
+    """A date as the site's language writes it (Babel's long format): 2026年11月24日, November 24, 2026. The
+    locale is the language's when the theme has a catalogue for it, else the catalogue's it falls back to."""
+    said = messages.for_theme(theme, language) if theme is not None else messages.load(language)
+    return said.format_date(value)
 
 
 class PageRenderer:
@@ -76,6 +77,9 @@ class PageRenderer:
         self.issues = list(issues)
         self.tags = collect_tags(self.issues)
         self.now = now
+        # The words and formats of the site's language, installed in the theme's templates before any renders
+        # (here in the parent: the forked render workers inherit them).
+        self.messages = messages.install(theme, config.site.language)
         self.pages = {str(i.path): i.url_path for i in self.issues}
         tz = config.site.timezone
         self.site = {
@@ -85,6 +89,7 @@ class PageRenderer:
             "language": config.site.language,
             "author": config.site.author,
             "subscribe_url": config.site.subscribe_url,
+            "search": config.search.enabled,
             "generator": f"publisher {__version__}",
         }
         self._local = {id(i): i.date.astimezone(tz) for i in self.issues}
@@ -103,7 +108,7 @@ class PageRenderer:
             "permalink": markdown.absolute_url(self.config.site.url, issue.url_path),
             "date": local,
             "date_iso": local.isoformat(),
-            "date_text": format_date(local, self.config.site.language),
+            "date_text": self.messages.format_date(local),
             "summary": issue.summary,
             "tags": [{"name": t, "url": prefix + f"tags/{tag_slug(t)}/"} for t in issue.tags],
             "authors": list(issue.authors) or ([self.config.site.author] if self.config.site.author else []),
@@ -202,6 +207,13 @@ class PageRenderer:
         return self._page("web/404.html", urlsplit(self.config.site.url).path or "/", "404.html",
                           feeds=feed_links(self.config))
 
+    def feed_stylesheet(self) -> dict[str, bytes]:
+        """`static/feed.xsl`, which shows a feed opened in a browser as a page, in the site's language; none
+        when the theme has its own `web/static/feed.xsl` (copied as it is, with the other static files)."""
+        if "feed.xsl" in {str(rel) for rel in self.theme.files("web/static")}:
+            return {}
+        return {"static/feed.xsl": self._cached(("feed.xsl",), lambda: self.theme.render("web/feed.xsl").encode())}
+
     def sitemap(self, pages: Sequence[str]) -> bytes:
         """Every page of `pages` (site paths of HTML files) but the 404 page, dated by the newest issue it shows:
         a list page changes whenever an issue joins the list (every later page shifts by one)."""
@@ -249,6 +261,7 @@ def render_pages(config: Config, theme: Theme, issues: Sequence[Issue], bodies: 
     renderer = PageRenderer(config, theme, issues, now, memo)
     out = renderer.index_pages()
     out["404.html"] = renderer.not_found()
+    out.update(renderer.feed_stylesheet())
     for n, issue in enumerate(renderer.issues):
         newer = renderer.issues[n - 1] if n > 0 else None
         older = renderer.issues[n + 1] if n + 1 < len(renderer.issues) else None

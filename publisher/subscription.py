@@ -52,9 +52,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from . import clock as clock_mod
+from . import messages
 from .config import Config
-from .emails import Sender, sender_of, strings_for, subject_header
+from .emails import Sender, sender_of, subject_header
 from .errors import PublisherError
+from .messages import N_
 from .subscribers import SUPPRESSED, Store, Subscriber, normalize_email, open_store, validate_subscriber
 from .themes import load_theme
 from .tokens import InvalidToken, TokenData, make_token, secret_from_env, verify_token
@@ -74,28 +76,28 @@ MAX_HEADER_BYTES = 8 * 1024  # request line and headers (tokens are well under 1
 GRACEFUL_TIMEOUT = 10
 SHUTDOWN_TIMEOUT = 15.0
 
+# What the pages and answers say: msgids of the theme's message catalogues (messages.py), shown in the site's
+# language. A key and its "_body" make a page's heading and text; a JSON answer gives the text (or the heading).
 TEXT = {
-    "zh": {"check": "请查收确认邮件",
-           "check_body": "如果这个地址可以订阅，我们刚刚发了一封确认邮件，点击其中的链接即可完成订阅。",
-           "confirmed": "订阅成功", "confirmed_body": "谢谢！以后每一期都会发到你的邮箱。",
-           "bad": "链接无效或已过期", "bad_body": "这个链接无法使用：它可能不完整、被改动过，或已经过期。",
-           "unsub_q": "退订", "unsub_q_body": "点击下面的按钮，就不会再收到这份通讯。", "unsub_button": "退订",
-           "unsubscribed": "已退订", "unsubscribed_body": "你不会再收到这份通讯。",
-           "confirm_q": "确认订阅", "confirm_q_body": "点击下面的按钮，完成订阅。", "confirm_button": "确认订阅",
-           "slow": "请求太频繁", "slow_body": "请稍后再试。", "invalid": "地址无效",
-           "invalid_name": "名字无效", "invalid_name_body": "名字里有不能使用的字符，或者太长。", "back": "返回"},
-    "en": {"check": "Check your inbox", "check_body": "If this address can subscribe, we have just sent it a "
-           "confirmation email: click its link to finish subscribing.",
-           "confirmed": "You are subscribed", "confirmed_body": "Thank you! Every new issue will reach your inbox.",
-           "bad": "This link does not work", "bad_body": "The link is incomplete, was changed, or has expired.",
-           "unsub_q": "Unsubscribe", "unsub_q_body": "Press the button to stop receiving this newsletter.",
-           "unsub_button": "Unsubscribe", "unsubscribed": "You are unsubscribed",
-           "unsubscribed_body": "You will not receive this newsletter again.", "slow": "Too many requests",
-           "slow_body": "Please try again later.", "invalid": "Invalid address",
-           "confirm_q": "Confirm your subscription", "confirm_q_body": "Press the button to finish subscribing.",
-           "confirm_button": "Confirm", "invalid_name": "Invalid name",
-           "invalid_name_body": "The name has characters that cannot be used, or is too long.", "back": "Back"},
+    "check": N_("Check your inbox"),
+    "check_body": N_("If this address can subscribe, we have just sent it a confirmation email: click its link to "
+                     "finish subscribing."),
+    "confirmed": N_("You are subscribed"), "confirmed_body": N_("Thank you! Every new issue will reach your inbox."),
+    "bad": N_("This link does not work"), "bad_body": N_("The link is incomplete, was changed, or has expired."),
+    "unsub_q": N_("Unsubscribe"), "unsub_q_body": N_("Press the button to stop receiving this newsletter."),
+    "unsub_button": N_("Unsubscribe"),
+    "unsubscribed": N_("You are unsubscribed"), "unsubscribed_body": N_("You will not receive this newsletter again."),
+    "confirm_q": N_("Confirm your subscription"), "confirm_q_body": N_("Press the button to finish subscribing."),
+    "confirm_button": N_("Confirm"),
+    "slow": N_("Too many requests"), "slow_body": N_("Please try again later."),
+    "invalid": N_("Invalid address"), "invalid_body": N_("This is not an email address we can send to."),
+    "invalid_name": N_("Invalid name"),
+    "invalid_name_body": N_("The name has characters that cannot be used, or is too long."),
+    "too_large": N_("Too large"), "token": N_("Invalid link"), "done": N_("Unsubscribed"),
+    "not_found": N_("Not found"), "error": N_("Something went wrong. Please try again later."),
+    "method": N_("Method not allowed"), "timeout": N_("The request took too long"),
 }
+HTTP_ERRORS = {404: "not_found", 405: "method", 408: "timeout", 413: "too_large"}
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
                                "frame-ancestors 'none'; base-uri 'none'",
@@ -227,7 +229,11 @@ class Endpoint:
                  transport: Transport | None = None, secret: bytes | None = None,
                  clock: Callable[[], float] = clock_mod.timestamp) -> None:
         self.config = config
-        self.sender: Sender = sender_of(config)
+        self.theme = load_theme(config)
+        # The words of every page, answer and confirmation email, in the site's language (the theme's catalogue).
+        self.messages = messages.install(self.theme, config.site.language)
+        self.text = {key: self.messages.gettext(msgid) for key, msgid in TEXT.items()}
+        self.sender: Sender = sender_of(config, theme=self.theme)
         self.secret = secret or secret_from_env()
         self.store_factory = store_factory or (lambda: open_store(config))
         self.transport = transport
@@ -239,8 +245,6 @@ class Endpoint:
         window = config.serve.rate_window.total_seconds()
         self.per_ip = RateLimiter(config.serve.rate_per_ip, window)
         self.per_address = RateLimiter(config.serve.rate_per_address, window)
-        self.text = TEXT["zh" if config.site.language.lower().startswith("zh") else "en"]
-        self.theme = load_theme(config)
         self.worker = ConfirmationWorker()
 
     def close(self, timeout: float = SHUTDOWN_TIMEOUT) -> bool:
@@ -388,10 +392,9 @@ class Endpoint:
         expires = int(self.clock() + self.config.serve.confirm_within.total_seconds())
         token = make_token(self.secret, "confirm", address, self.sender.list_id, expires=expires, version=version)
         link = f"{self.base}confirm?token={token}"
-        strings = strings_for(self.config.site.language)
         context = {"site": {"title": self.config.site.title, "url": self.config.site.url,
                             "language": self.config.site.language},
-                   "link": link, "name": name or self.sender.default_name, "strings": strings,
+                   "link": link, "name": name or self.sender.default_name,
                    "days": self.config.serve.confirm_within.days or 1, "email": {"postal_address":
                                                                                   self.sender.postal_address}}
         message = EmailMessage()
@@ -465,7 +468,7 @@ class Endpoint:
         token, data = self._verify(request, "unsubscribe")
         if data is None:
             if request.method == "POST":
-                return PlainTextResponse("invalid token", status_code=400, headers=SECURITY_HEADERS)
+                return PlainTextResponse(self.text["token"], status_code=400, headers=SECURITY_HEADERS)
             return self.page(self.text["bad"], self.text["bad_body"], 400)
         if request.method != "POST":
             hidden = '<input type="hidden" name="confirm" value="1">'
@@ -473,10 +476,10 @@ class Endpoint:
                              form=self.button(token, self.text["unsub_button"], hidden))
         fields = await self.body(request)
         if fields is None:
-            return PlainTextResponse("too large", status_code=413, headers=SECURITY_HEADERS)
+            return PlainTextResponse(self.text["too_large"], status_code=413, headers=SECURITY_HEADERS)
         await run_in_threadpool(self._unsubscribe, data.email)
         if fields.get("List-Unsubscribe") == "One-Click":
-            return PlainTextResponse("unsubscribed", headers=SECURITY_HEADERS)  # RFC 8058: no page needed
+            return PlainTextResponse(self.text["done"], headers=SECURITY_HEADERS)  # RFC 8058: no page needed
         return self.page(self.text["unsubscribed"], self.text["unsubscribed_body"])
 
     def _unsubscribe(self, email: str) -> None:
@@ -514,11 +517,12 @@ def create_app(config: Config, **kwargs: object) -> Starlette:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        text = "not found" if exc.status_code == 404 else exc.detail
+        key = HTTP_ERRORS.get(exc.status_code)
+        text = endpoint.text[key] if key else exc.detail
         return PlainTextResponse(text, status_code=exc.status_code, headers={**SECURITY_HEADERS, **(exc.headers or {})})
 
     async def server_error(request: Request, exc: Exception) -> Response:
-        return PlainTextResponse("internal error", status_code=500, headers=SECURITY_HEADERS)  # uvicorn logs exc
+        return PlainTextResponse(endpoint.text["error"], status_code=500, headers=SECURITY_HEADERS)  # uvicorn logs exc
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

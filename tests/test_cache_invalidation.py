@@ -85,7 +85,7 @@ class Folder:
         """A user's copy of a built-in template that shows `label` (inside a block: a child template's text
         outside its blocks is never shown)."""
         text = (builtin_theme_dir() / name).read_text(encoding="utf-8")
-        anchor = "{% block main %}" if name.startswith("web/") else "{{ strings.view_in_browser }}"
+        anchor = "{% block main %}" if name.startswith("web/") else '{{ _("View in browser") }}'
         assert anchor in text
         self.write(f"themes/{theme}/{name}", text.replace(anchor, f"{anchor}<b>{label}</b>", 1))
 

@@ -327,7 +327,7 @@ def test_404_page_links_work_from_any_depth_in_chromium(newsletter, run_cli):
             for missing in ("/daily/nope", "/daily/issues/nope/deeper/still/", "/daily/tags/x/y/z.html"):
                 response = page.goto(base + missing)
                 assert response.status == 404 and page.locator("h1").inner_text() == "404"
-                page.get_by_role("link", name="Back to all issues").click()
+                page.get_by_role("link", name="返回全部期刊").click()  # "Back to all issues" in zh-CN
                 page.wait_for_url(base + "/daily/")
                 assert page.locator(".issue-item").count() == 1  # the archive, served by this host
             assert styles and set(styles) == {200}

@@ -136,7 +136,7 @@ def test_feeds_read_as_pages_in_the_browser(preview, page):
     page.goto(preview.url + "rss.xml")
     assert page.locator("#feed-url").count() == 1
     assert page.input_value("#feed-url") == "https://ai-daily.example.com/rss.xml"
-    assert "Copy feed URL" in page.inner_text("body")
+    assert "复制订阅源地址" in page.inner_text("body")  # the zh-CN catalogue's "Copy feed URL"
     assert "编程 Agent" in page.inner_text("ol")
     page.goto(preview.url + "tags/agents/atom.xml")
     assert page.input_value("#feed-url") == "https://ai-daily.example.com/tags/agents/atom.xml"

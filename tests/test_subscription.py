@@ -65,7 +65,7 @@ def test_subscribe_confirm_and_the_confirmation_email(newsletter, server):
     assert status(newsletter, "new.reader@example.com") == "unconfirmed"
     assert message["To"] == "new.reader@example.com" and "请确认订阅" in message["Subject"]
     text = message.get_body(("plain",)).get_content()
-    assert "你好，张三" in text and "Someone (we hope you)" in text  # Chinese and English
+    assert "你好，张三" in text and "Someone (we hope you)" not in text  # in the site's language only
     link = re.search(r"https://news\.example\.com/daily/confirm\?token=\S+", text).group(0)
     path = link.split("/daily", 1)[1]
     page = httpx.get(base + path)  # a page with a button: opening the link changes nothing (mail scanners)

@@ -1,6 +1,8 @@
 <?xml version="1.0" encoding="UTF-8"?>
 <!-- Makes rss.xml and atom.xml readable in a browser: the feed stays a feed for readers (they ignore this),
      and a person who opens it sees the issues and how to subscribe. -->
+{# A template (not a static file), rendered to static/feed.xsl in the site's language. A theme's own
+    web/static/feed.xsl is copied instead. Not autoescaped: each word goes through |e. #}
 <xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
                 xmlns:atom="http://www.w3.org/2005/Atom" exclude-result-prefixes="atom">
   <xsl:output method="html" encoding="UTF-8" indent="yes"/>
@@ -15,7 +17,7 @@
         <meta charset="utf-8"/>
         <meta name="viewport" content="width=device-width, initial-scale=1"/>
         <meta name="color-scheme" content="light dark"/>
-        <title><xsl:value-of select="$title"/> · feed</title>
+        <title><xsl:value-of select="$title"/> · {{ _("web feed")|e }}</title>
         <style>
           body { margin: 0 auto; max-width: 42rem; padding: 1.25rem; line-height: 1.7; color-scheme: light dark;
                  font-family: -apple-system, BlinkMacSystemFont, "Segoe UI", "PingFang SC", "Microsoft YaHei",
@@ -30,11 +32,10 @@
       <body>
         <h1><xsl:value-of select="$title"/></h1>
         <div class="hint" id="subscribe">
-          <strong>This is a web feed.</strong> Copy its address into your feed reader (NetNewsWire, Feedly,
-          Inoreader, Thunderbird, newsboat, …) to get every new issue.
+          <strong>{{ _("This is a web feed.")|e }}</strong> {{ _("Copy its address into your feed reader (NetNewsWire, Feedly, Inoreader, Thunderbird, newsboat, …) to get every new issue.")|e }}
           <div class="url">
-            <input id="feed-url" readonly="readonly" value="{$self}" aria-label="Feed URL"/>
-            <button type="button" onclick="navigator.clipboard.writeText(document.getElementById('feed-url').value); this.textContent='✓';">Copy feed URL</button>
+            <input id="feed-url" readonly="readonly" value="{$self}" aria-label="{{ _('Feed URL')|e }}"/>
+            <button type="button" onclick="navigator.clipboard.writeText(document.getElementById('feed-url').value); this.textContent='✓';">{{ _("Copy feed URL")|e }}</button>
           </div>
         </div>
         <p><a href="{$home}">← <xsl:value-of select="$title"/></a></p>
