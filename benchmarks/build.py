@@ -1,13 +1,21 @@
-"""Build speed on a generated corpus of reference-style issues.
+"""Build speed on a generated corpus of newsletter issues, in one of two shapes.
 
-    python benchmarks/build.py [N]          (default N=1000)
+    python benchmarks/build.py [N] [--shape reference|linky]          (default N=1000, reference)
 
-Generates N issues of about 10 KB of Chinese/English Markdown each (links, nested lists, bold, tables, code,
-images on other hosts) in a temp folder, then prints the time of a full build (empty cache, empty dist/),
-a no-change rebuild, and a rebuild after one issue changed. Targets on 2 cores for N=1000: full build under
-3 s, one-changed rebuild under 1 s.
+Generates N issues in a temp folder (`content/YYYY/YYYY-MM-DD-issue-K.md`, one a day from 2020-01-01), then
+prints the time of a full build (empty cache, empty dist/), a no-change rebuild, and a rebuild after one issue
+changed (in-process: no interpreter start-up; benchmarks/run.py times whole commands).
+
+The shapes (`make_corpus(root, n, shape)`, both seeded, so the same N gives the same files every time):
+- "reference": about 10 KB of Chinese/English Markdown an issue: sections of links, nested lists, bold,
+  tables, code, images on other hosts; 3 tags an issue out of 12. Its output never changes (results stay
+  comparable across runs of the suite).
+- "linky": shaped like the real content, a daily AI-news digest: about 13 KB an issue, mostly long bullet lists
+  of links (about 100 an issue), bold, nested lists, setext headings, images on other hosts, `* * *` rules;
+  links to GitHub `README.md` files (absolute: the `.md` link scan sees them); relative links to other issues'
+  Markdown files (`2020-03-04-issue-63.md`, `../2019/2019-12-31-issue-364.md` across years: yesterday, a week
+  ago, older ones; every target exists); 8 tags an issue out of 13, each shared by 20-100 % of the issues.
 """
-
 from __future__ import annotations
 
 import argparse
@@ -71,20 +79,136 @@ def issue_text(rng: random.Random, n: int, when: datetime) -> str:
             f"date: {when.isoformat()}\ntags: [{', '.join(tags)}]\n---\n\n" + "\n".join(body))
 
 
-def make_corpus(root: Path, n: int) -> list[Path]:
-    rng = random.Random(42)
+# ---- the "linky" shape: like the real content (see the module docstring) ----
+
+# (tag, share of the issues that carry it): the shares add up to 8, the tags of each issue (`linky_tags`)
+LINKY_TAGS = [("AI 日报", 1.0), ("大模型", 0.9), ("开源", 0.9), ("OpenAI", 0.8), ("Agents", 0.8), ("论文", 0.7),
+              ("多模态", 0.7), ("融资", 0.6), ("芯片", 0.45), ("机器人", 0.35), ("安全", 0.3), ("政策", 0.25),
+              ("评测", 0.25)]
+LINKY_PER_ISSUE = 8
+ORGS = ["openai", "anthropics", "google-deepmind", "meta-llama", "mistralai", "QwenLM", "deepseek-ai", "NVIDIA",
+        "MoonshotAI", "huggingface", "vllm-project", "ggml-org", "langchain-ai", "microsoft", "THUDM", "01-ai"]
+REPOS = ["agents", "cookbook", "inference", "llama-models", "evals", "tokenizer", "serving", "rl-toolkit", "vision",
+         "speech", "kernels", "benchmarks", "sdk-python", "awesome-llm", "quantization", "datasets"]
+HOSTS = ["https://openai.com/index/", "https://www.anthropic.com/news/", "https://blog.google/technology/ai/",
+         "https://ai.meta.com/blog/", "https://mp.weixin.qq.com/s/", "https://zhuanlan.zhihu.com/p/",
+         "https://www.theverge.com/ai/", "https://techcrunch.com/2020/", "https://www.jiqizhixin.com/articles/",
+         "https://36kr.com/p/", "https://www.qbitai.com/2020/", "https://venturebeat.com/ai/"]
+IMAGE_HOSTS = ["https://pbs.twimg.com/media/", "https://cdn.jsdelivr.net/gh/ai-daily/img@main/",
+               "https://mmbiz.qpic.cn/mmbiz_png/", "https://i.imgur.com/"]
+VERBS = ["发布了", "开源了", "更新了", "上线了", "公布了", "推出了", "完成了", "宣布了"]
+THINGS = ["新一代推理模型", "多模态 Agent 框架", "长上下文版本", "端侧小模型", "代码助手", "语音模型", "评测基准",
+          "训练数据集", "推理加速库", "新一轮融资", "安全报告", "开发者 API"]
+REMARKS = ["社区反响热烈，Hacker News 首页讨论超过 500 条。", "官方称 latency 降低了一半，价格不变。",
+           "支持 128K context，并在 SWE-bench 上刷新了纪录。", "权重以 Apache-2.0 许可证发布，可商用。",
+           "目前仅对 Pro 用户开放，API 下周上线。", "作者在 X 上做了详细解读，值得一看。",
+           "对比 GPT-4o 和 Claude，在中文任务上表现更好。", "论文附带完整的 ablation 实验和训练细节。"]
+EN_TITLES = ["Scaling Test-Time Compute", "Sparse Mixture of Experts at Scale", "Tool Use for Long-Horizon Agents",
+             "Efficient KV Cache Compression", "Reward Models Are Not Enough", "Multimodal Reasoning Benchmarks",
+             "Distilling Chain-of-Thought", "On the Safety of Open Weights"]
+SECTIONS = ["今日要闻", "开源项目", "论文速递", "产品与工具", "行业动态", "观点与讨论"]
+
+
+def linky_tags(rng: random.Random) -> list[str]:
+    """8 of the 13 tags, each with its share as its chance (systematic sampling: exact shares, exactly 8)."""
+    chosen, total, u = [], 0.0, rng.random()
+    for tag, share in LINKY_TAGS:
+        if int(total + share - u + 1) > int(total - u + 1):  # a point u, u+1, ..., u+7 falls in [total, total+share)
+            chosen.append(tag)
+        total += share
+    rng.shuffle(chosen)
+    return chosen
+
+
+def issue_link(here: Path, there: Path) -> str:
+    """The relative link from the issue file `here` to the issue file `there`, as an author writes it."""
+    return there.name if here.parent == there.parent else f"../{there.parent.name}/{there.name}"
+
+
+def linky_repo(rng: random.Random) -> str:
+    return f"https://github.com/{rng.choice(ORGS)}/{rng.choice(REPOS)}-{rng.randint(1, 99)}"
+
+
+def linky_item(rng: random.Random, n: int, k: int) -> list[str]:
+    """One bullet of the digest: a bold lead, two or three links, and a nested list of more links."""
+    org = rng.choice(ORGS)
+    post = f"{rng.choice(HOSTS)}{rng.randint(10**6, 10**8)}"
+    repo = linky_repo(rng)
+    lines = [f"* **{org}** {rng.choice(VERBS)}{rng.choice(THINGS)}：{rng.choice(REMARKS)}"
+             f"[原文]({post}) · [讨论](https://news.ycombinator.com/item?id={rng.randint(10**7, 5 * 10**7)})"]
+    kind = rng.random()
+    if kind < 0.45:
+        lines.append(f"    * 代码：[{repo[19:]}]({repo}) · [README]({repo}/blob/main/README.md)")
+    if kind > 0.3:
+        lines.append(f"    * 论文：[{rng.choice(EN_TITLES)}](https://arxiv.org/abs/{2000 + n % 20:04d}."
+                     f"{rng.randint(10000, 99999)})，作者解读见 "
+                     f"[X](https://x.com/{org}/status/{rng.randint(1, 10**18)})")
+    if kind > 0.8:
+        lines.append(f"    * 模型：[Hugging Face](https://huggingface.co/{org}/{rng.choice(REPOS)}-{k}) · "
+                     f"[Demo](https://huggingface.co/spaces/{org}/demo-{n}-{k})")
+    return lines
+
+
+def linky_text(rng: random.Random, n: int, when: datetime, paths: list[Path]) -> str:
+    """Issue `n` (`paths[n]` is its file, `paths[:n]` the older issues, every one of them there to link to)."""
+    here = paths[n]
+    older = []  # (label, the older issue's number)
+    if n >= 1:
+        older.append(("昨天的日报", n - 1))
+    if n >= 7:
+        older.append(("上周今日", n - 7))
+    for _ in range(rng.randint(0, 2) if n >= 30 else 0):
+        older.append(("此前报道", rng.randrange(n - 7)))
+    title = f"AI 日报 {when:%Y-%m-%d}：{rng.choice(ORGS)} {rng.choice(VERBS)}{rng.choice(THINGS)}"
+    head = f"AI 日报 · 第 {n + 1} 期"
+    recap = f" 没看昨天的？见 [{older[0][0]}]({issue_link(here, paths[older[0][1]])})。" if older else ""
+    body = [head, "=" * len(head), "",
+            f"今天的 AI 新闻很多，我们挑了最重要的几条，花十分钟就能读完。**{rng.choice(THINGS)}** 是今天的主角；"
+            "Today: models, agents, chips and funding." + recap,
+            "", f"![今日封面]({rng.choice(IMAGE_HOSTS)}{when:%Y%m%d}-cover.jpg)", ""]
+    size, k = len("\n".join(body).encode("utf-8")), 0
+    sections = rng.sample(SECTIONS, len(SECTIONS))
+    while size < 12000:
+        name = sections[k % len(sections)] + ("" if k < len(sections) else f"（{k // len(sections) + 1}）")
+        part = [name, "-" * (2 * len(name)), ""]
+        for i in range(rng.randint(5, 9)):
+            part += linky_item(rng, n, k * 10 + i)
+        if rng.random() < 0.5:
+            part += ["", f"![配图]({rng.choice(IMAGE_HOSTS)}{n}-{k}.png)"]
+        part += ["", "* * *", ""]
+        text = "\n".join(part)
+        body.append(text)
+        size += len(text.encode("utf-8")) + 1
+        k += 1
+    if older:
+        body += ["往期回顾", "--------", ""]
+        body += [f"* [{label}：第 {i + 1} 期]({issue_link(here, paths[i])})" for label, i in older]
+        body.append("")
+    body.append(f"本期由编辑部整理，欢迎转发。原始链接汇总：[GitHub]({linky_repo(rng)}/blob/main/README.md)\n")
+    return (f"---\ntitle: \"{title}\"\ndate: {when.isoformat()}\ntags: [{', '.join(linky_tags(rng))}]\n---\n\n"
+            + "\n".join(body))
+
+
+SHAPES = ("reference", "linky")
+
+
+def make_corpus(root: Path, n: int, shape: str = "reference") -> list[Path]:
+    """N issues of `shape` (see the module docstring) in root/content/YYYY/, and root/publisher.toml; the issue
+    files, oldest first (the last one is the newest issue, the one in every feed)."""
+    if shape not in SHAPES:
+        raise ValueError(f"unknown corpus shape {shape!r}: one of {', '.join(SHAPES)}")
+    rng = random.Random(42 if shape == "reference" else 2020)
     (root / "content").mkdir(parents=True)
     (root / "publisher.toml").write_text(
         '[site]\ntitle = "AI 日报"\nurl = "https://bench.example.com/"\nlanguage = "zh-CN"\n'
         'timezone = "Asia/Shanghai"\nauthor = "编辑部"\n', encoding="utf-8")
     start = datetime(2020, 1, 1, 8, tzinfo=UTC)
-    paths = []
-    for i in range(n):
-        when = start + timedelta(days=i)
-        path = root / "content" / f"{when:%Y}" / f"{when:%Y-%m-%d}-issue-{i}.md"
+    whens = [start + timedelta(days=i) for i in range(n)]
+    paths = [root / "content" / f"{when:%Y}" / f"{when:%Y-%m-%d}-issue-{i}.md" for i, when in enumerate(whens)]
+    for i, (when, path) in enumerate(zip(whens, paths, strict=True)):
         path.parent.mkdir(exist_ok=True)
-        path.write_text(issue_text(rng, i, when), encoding="utf-8")
-        paths.append(path)
+        text = issue_text(rng, i, when) if shape == "reference" else linky_text(rng, i, when, paths)
+        path.write_text(text, encoding="utf-8")
     return paths
 
 
@@ -94,13 +218,13 @@ def timed(fn) -> float:  # type: ignore[no-untyped-def]
     return time.perf_counter() - started
 
 
-def measure(n: int, repeat: int = 3, victim: str = "middle") -> dict[str, float]:
+def measure(n: int, repeat: int = 3, victim: str = "middle", shape: str = "reference") -> dict[str, float]:
     """Build timings (in-process) on a fresh corpus of `n` issues; `victim` is which issue the one-changed
     rebuild edits: "middle" (an old issue) or "newest" (today's, which is also in every feed)."""
     now = datetime(2100, 1, 1, tzinfo=UTC)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "bench"
-        paths = make_corpus(root, n)
+        paths = make_corpus(root, n, shape)
         total = sum(p.stat().st_size for p in paths)
         config = load_config(root, environ={})
         fulls = []
@@ -128,9 +252,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (the median is shown)")
     parser.add_argument("--victim", choices=["middle", "newest"], default="middle",
                         help="which issue the one-changed rebuild edits")
+    parser.add_argument("--shape", choices=SHAPES, default="reference", help="the corpus (see above)")
     args = parser.parse_args()
-    r = measure(args.n, args.repeat, args.victim)
-    print(f"corpus: {args.n} issues, {r['kb_per_issue']:.1f} KB each on average, {r['files']} output files")
+    r = measure(args.n, args.repeat, args.victim, args.shape)
+    print(f"corpus: {args.n} {args.shape} issues, {r['kb_per_issue']:.1f} KB each on average, "
+          f"{r['files']} output files")
     print(f"full build (cold cache):      {r['full']:7.3f} s   target < 3 s at N=1000  (median of {args.repeat})")
     print(f"  of which rendering (in memory, no disk, parsed issues given): {r['in_memory']:.3f} s")
     print(f"no-change rebuild:            {r['nochange']:7.3f} s")
