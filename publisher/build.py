@@ -122,6 +122,8 @@ def render(config: Config, issues: Sequence[Issue], *, theme: Theme | None = Non
     for path in assets:
         rel = path.relative_to(config.content_dir).as_posix()
         out.add(rel, path, f"asset {relpath(path, config.root)}")
+    if "robots.txt" not in out.files:  # the author's own (content/robots.txt) wins
+        out.add("robots.txt", site.robots_txt(config), "the web archive")
     return out
 
 

@@ -115,6 +115,8 @@ _CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "bool": (_bool, _bool),
     "str | None": (_optional_str, _optional_str),
     "tuple[str, ...]": (_strings, lambda v: tuple(_strings(v))),
+    "tuple[str, ...] | None": (lambda v: None if v is None else _strings(v),
+                               lambda v: None if v is None else tuple(_strings(v))),
     "Path": (_path_text, lambda v: Path(_str(v))),
     "PurePosixPath": (_path_text, lambda v: PurePosixPath(_str(v))),
     "datetime": (_datetime_to, _datetime_from),

@@ -62,6 +62,9 @@ class Issue:
     # The relative URLs of the body's images and other embedded media, found once when parsing (and cached with
     # the issue), so that every build can check they exist (`missing_files`) without looking at the body again.
     embeds: tuple[str, ...] = ()
+    # The relative `.md` paths the body may link to (`markdown.md_link_targets`), found once when parsing: the
+    # render keys of the issue depend on where they lead. None: not looked for (an Issue made by hand).
+    md_links: tuple[str, ...] | None = None
 
     @property
     def url_path(self) -> str:
@@ -384,7 +387,7 @@ def parse_issue(raw: bytes, *, file: Path, content_dir: Path, shown: Path, timez
     embeds = tuple(dict.fromkeys(url for _, url, _ in markdown.relative_references(body, embeds_only=True)))
     issue = Issue(file=file, path=PurePosixPath(file.relative_to(content_dir).as_posix()), body=body,
                   summary=summary, body_sha=hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest(),
-                  embeds=embeds, **values)
+                  embeds=embeds, md_links=markdown.md_link_targets(body), **values)
     return dataclasses.replace(issue, digest=issue_digest(issue))
 
 

@@ -326,21 +326,33 @@ def site_path(url: str, base: PurePosixPath, pages: Mapping[str, str]) -> str | 
     relative; a link to another issue's Markdown file (`2026-11-20-x.md`) is that issue's page (`pages`
     maps content paths to page paths). None for absolute URLs, fragments, and paths outside content/.
     """
+    found = _joined(url, str(base))
+    if found is None:
+        return None
+    joined, sep, rest, folder = found
+    joined = pages.get(joined, joined)
+    if folder and joined and not joined.endswith("/"):
+        joined += "/"
+    return joined + sep + rest
+
+
+@lru_cache(maxsize=1 << 16)
+def _joined(url: str, base: str) -> tuple[str, str, str, bool] | None:
+    """The part of `site_path` that does not depend on the pages (asked for again and again by every render
+    key of an issue with `.md` links): the content path `url` names, its query or fragment, whether it ends in
+    "/"."""
     if not is_relative(url):
         return None
     path, sep, rest = _split_suffix(url)
     if path.startswith("/"):
         joined = posixpath.normpath(path.lstrip("/")) if path.strip("/") else ""
     else:
-        joined = posixpath.normpath(posixpath.join(str(base), path)) if path else str(base)
+        joined = posixpath.normpath(posixpath.join(base, path)) if path else base
     if joined == ".":
         joined = ""
     if joined.startswith("../") or joined == "..":
         return None
-    joined = pages.get(joined, joined)
-    if path.endswith("/") and joined and not joined.endswith("/"):
-        joined += "/"
-    return joined + sep + rest
+    return joined, sep, rest, path.endswith("/")
 
 
 def _split_suffix(url: str) -> tuple[str, str, str]:
@@ -707,3 +719,25 @@ class TextRenderer:
 def to_text(source: str, resolve: Callable[[str], str], width: int = TEXT_WIDTH) -> str:
     """Markdown to plain text for email: wrapped for CJK, links as [n] references with the URLs at the end."""
     return TextRenderer(resolve, width).render(source)
+
+
+# Where a `.md` link target can start: it ends at `.md` and runs back to one of the stops (whatever the syntax
+# around it: inline, reference, autolink, raw HTML). Over-collecting costs nothing; missing one would serve a
+# stale link.
+_MD_END = re.compile(r"\.md(?![\w-])", re.IGNORECASE)
+_TARGET_RUN = re.compile(r"[^ \t\r\n()<>\[\]\"'`|]*")  # what a target can hold: none of the stops
+_TARGET_MAX = 512  # a longer "path" is no link target; bounds the work on long runs of CJK text without spaces
+
+
+def md_link_targets(body: str) -> tuple[str, ...]:
+    """Each relative `.md` path the body may link to (another issue's file), sorted. Found from each `.md`
+    backwards, not by a pattern scanning forwards from every character, which is quadratic in a long run of
+    Chinese text (no spaces to stop it). Absolute URLs (a GitHub README.md) go nowhere on the site: left out."""
+    tokens = set()
+    for match in _MD_END.finditer(body):
+        end = match.start()
+        before = body[max(0, end - _TARGET_MAX):end][::-1]
+        token = body[end - _TARGET_RUN.match(before).end():match.end()]  # type: ignore[union-attr]
+        if is_relative(token):
+            tokens.add(token)
+    return tuple(sorted(tokens))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,6 +48,7 @@ def feed_links(config: Config, tag: Tag | None = None) -> list[dict[str, str]]:
         links += [
             {"type": "application/rss+xml", "title": f"{title} (RSS)", "href": base + "rss.xml"},
             {"type": "application/atom+xml", "title": f"{title} (Atom)", "href": base + "atom.xml"},
+            {"type": "application/feed+json", "title": f"{title} (JSON Feed)", "href": base + "feed.json"},
         ]
     site = config.site.url
     links += [
@@ -57,6 +57,23 @@ def feed_links(config: Config, tag: Tag | None = None) -> list[dict[str, str]]:
         {"type": "application/feed+json", "title": f"{config.site.title} (JSON Feed)", "href": site + "feed.json"},
     ]
     return links
+
+
+SOCIAL_IMAGE = "static/social.jpg"  # the theme's picture for link previews of pages without a cover (1200 x 630)
+
+
+def og_locale(language: str) -> str:
+    """Open Graph's locale (language_TERRITORY) for a BCP 47 tag: zh-CN -> zh_CN, zh-Hant-TW -> zh_TW, en -> en."""
+    parts = language.replace("_", "-").split("-")
+    region = next((p for p in parts[1:] if len(p) == 2 and p.isalpha()), "")
+    return parts[0].lower() + (f"_{region.upper()}" if region else "")
+
+
+def robots_txt(config: Config) -> bytes:
+    """Crawlers may read every page but the email copies (the issue pages say the same), and find the sitemap."""
+    base = urlsplit(config.site.url).path or "/"
+    return (f"User-agent: *\nDisallow: {base}issues/*/email.html\nAllow: {base}\n\n"
+            f"Sitemap: {markdown.absolute_url(config.site.url, 'sitemap.xml')}\n").encode()
 
 
 def format_date(value: datetime, language: str, theme: Theme | None = None) -> str:
@@ -91,6 +108,9 @@ class PageRenderer:
             "subscribe_url": config.site.subscribe_url,
             "search": config.search.enabled,
             "generator": f"publisher {__version__}",
+            # Link previews need absolute URLs (a chat app fetches the image, not the page's neighbour).
+            "social_image": markdown.absolute_url(config.site.url, SOCIAL_IMAGE),
+            "og_locale": og_locale(config.site.language),
         }
         self._local = {id(i): i.date.astimezone(tz) for i in self.issues}
         by_year: dict[int, list[Issue]] = {}
@@ -114,14 +134,18 @@ class PageRenderer:
             "authors": list(issue.authors) or ([self.config.site.author] if self.config.site.author else []),
             "source": issue.source,
             "image": self._image(issue, prefix),
+            "image_url": self._image(issue, None),
             "state": state,
         }
 
-    def _image(self, issue: Issue, prefix: str) -> str | None:
+    def _image(self, issue: Issue, prefix: str | None) -> str | None:
+        """The cover's URL from a page `prefix` deep, or (None) absolute; a remote cover stays as written."""
         if not issue.image:
             return None
         target = markdown.site_path(issue.image, issue.path.parent, self.pages)
-        return issue.image if target is None else prefix + target
+        if target is None:
+            return issue.image
+        return markdown.absolute_url(self.config.site.url, target) if prefix is None else prefix + target
 
     def _page(self, template: str, prefix: str, path: str, **context: object) -> bytes:
         html = self.theme.render(
@@ -288,33 +312,16 @@ def render_pages(config: Config, theme: Theme, issues: Sequence[Issue], bodies: 
 def issue_inputs(issue: Issue, pages: Mapping[str, str]) -> tuple[object, ...]:
     """What a rendering of one issue depends on: its fields, its Markdown, and where links to other issues go
     (the version of publisher, which fixes how Markdown renders, is in every cache key)."""
-    links = _md_targets(issue, pages) if ".md" in issue.body else None
+    links = _md_targets(issue, pages) if issue.md_links or (issue.md_links is None and ".md" in issue.body) \
+        else None
     return (fingerprint(issue), links)
-
-
-# Where a `.md` link target can start: it ends at `.md` and runs back to one of these (whatever the syntax around
-# it: inline, reference, autolink, raw HTML). Over-collecting costs nothing; missing one would serve a stale link.
-_MD_END = re.compile(r"\.md(?![\w-])", re.IGNORECASE)
-_TOKEN_STOPS = frozenset(" \t\r\n()<>[]\"'`|")
-_TOKEN_MAX = 512  # a longer "path" is no link target; bounds the work on long runs of CJK text without spaces
-
-
-def _md_tokens(body: str) -> set[str]:
-    """Each `.md` path the body may link to. Found from the `.md` backwards, not with a pattern scanning
-    forwards from every character, which is quadratic in a long run of Chinese text (no spaces to stop it)."""
-    tokens = set()
-    for match in _MD_END.finditer(body):
-        start, floor = match.start(), max(0, match.start() - _TOKEN_MAX)
-        while start > floor and body[start - 1] not in _TOKEN_STOPS:
-            start -= 1
-        tokens.add(body[start:match.end()])
-    return tokens
 
 
 def _md_targets(issue: Issue, pages: Mapping[str, str]) -> tuple[tuple[str, str | None], ...]:
     """Where each `.md` link of the issue goes: the page of the issue it names. A rendering depends on these,
     not on the whole page map (keying on the map made every such issue's key O(issues): quadratic builds)."""
-    base, tokens = issue.path.parent, sorted(_md_tokens(issue.body))
+    tokens = issue.md_links if issue.md_links is not None else markdown.md_link_targets(issue.body)
+    base = issue.path.parent
     return tuple((token, markdown.site_path(token, base, pages)) for token in tokens)
 
 

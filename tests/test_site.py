@@ -134,16 +134,20 @@ def test_an_issue_is_keyed_on_where_its_md_links_go_not_on_every_page():
     not grow with the number of issues (the whole page map in every key made rebuilds quadratic)."""
     from pathlib import PurePosixPath
 
-    from publisher.site import _md_tokens, issue_inputs
+    from publisher.markdown import md_link_targets
+    from publisher.site import issue_inputs
 
     body = ('见[上期](2026-11-20-x.md#a)，[r]: ../2026/y.md "t"\n<a href="z.md">z</a> '
-            "https://github.com/a/README.md README.mdx `c.md`")
-    assert _md_tokens(body) >= {"2026-11-20-x.md", "../2026/y.md", "z.md", "https://github.com/a/README.md", "c.md"}
-    assert not any(t.endswith(".mdx") for t in _md_tokens(body))
+            "https://github.com/a/README.md README.mdx `c.md`" + "长" * 3000 + "w.md")
+    tokens = md_link_targets(body)
+    assert set(tokens) >= {"2026-11-20-x.md", "../2026/y.md", "z.md", "c.md"}
+    assert not any(t.endswith(".mdx") or "github.com" in t for t in tokens)  # an absolute URL goes nowhere here
+    assert "长" * 511 + "w.md" in tokens  # a long run of text without stops: bounded at 512 characters
 
-    class Stub:  # the two fields issue_inputs reads, besides the digest
+    class Stub:  # the fields issue_inputs reads, besides the digest
         path = PurePosixPath("2026/2026-11-21-b.md")
         digest = "d"
+        md_links = None  # an Issue made by hand: found from the body
 
     Stub.body = body
     few = {"2026/2026-11-20-x.md": "issues/x/"}
