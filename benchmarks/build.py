@@ -201,7 +201,10 @@ def make_corpus(root: Path, n: int, shape: str = "reference") -> list[Path]:
     (root / "content").mkdir(parents=True)
     (root / "publisher.toml").write_text(
         '[site]\ntitle = "AI 日报"\nurl = "https://bench.example.com/"\nlanguage = "zh-CN"\n'
-        'timezone = "Asia/Shanghai"\nauthor = "编辑部"\n', encoding="utf-8")
+        'timezone = "Asia/Shanghai"\nauthor = "编辑部"\n'
+        # Hugo and Pelican build no search index: the comparison leaves publisher's out too (benchmarks/search.py
+        # measures what it adds).
+        '[search]\nenabled = false\n', encoding="utf-8")
     start = datetime(2020, 1, 1, 8, tzinfo=UTC)
     whens = [start + timedelta(days=i) for i in range(n)]
     paths = [root / "content" / f"{when:%Y}" / f"{when:%Y-%m-%d}-issue-{i}.md" for i, when in enumerate(whens)]

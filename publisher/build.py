@@ -92,9 +92,11 @@ class BuildResult:
 
 
 def render(config: Config, issues: Sequence[Issue], *, theme: Theme | None = None, now: datetime | None = None,
-           assets: Sequence[Path] = (), cache: RenderCache | None = None) -> Site:
+           assets: Sequence[Path] = (), cache: RenderCache | None = None, search: str = "fresh") -> Site:
     """The whole site. Pure: the same config, issues, theme and files give the same bytes. What the cache
-    holds stays there (a `Pending`) until asked for: `Site.data`."""
+    holds stays there (a `Pending`) until asked for: `Site.data`. `search` (with [search] enabled): "fresh"
+    indexes the issue pages when they changed; "reuse" (the preview, while editing) keeps the last index this
+    process made, however stale."""
     from . import emails, feeds, site
     from .cache import RenderCache
     from .themes import load_theme
@@ -114,9 +116,10 @@ def render(config: Config, issues: Sequence[Issue], *, theme: Theme | None = Non
     for files, producer in parts:
         out.update(files, producer)
     if config.search.enabled:
-        from . import search
+        from . import search as searching
 
-        out.update(search.index(config, out, memo=memo), "the search index")
+        out.update(searching.index(config, out, memo=memo, issues=issues, theme=theme, refresh=search != "reuse"),
+                   "the search index")
     for rel, path in theme.files("web/static").items():
         out.add(f"static/{rel}", path, f"theme file {relpath(path, config.root)}")
     for path in assets:
@@ -142,7 +145,8 @@ LOCK_TIMEOUT = 600.0  # seconds a build waits for another one to finish before i
 def build(config: Config, *, now: datetime, drafts: bool = False, future: bool = False,
           output: Path | None = None, use_cache: bool = True, cache_dir: Path | None = None,
           parallel_min: int | None = None, workers: int | None = None,
-          lock_timeout: float = LOCK_TIMEOUT, progress: Progress | None = None) -> BuildResult:
+          lock_timeout: float = LOCK_TIMEOUT, progress: Progress | None = None,
+          search: str = "fresh") -> BuildResult:
     """Build the site into `output` (default `build.output`). `cache_dir` lets the preview keep a cache of
     its own (drafts included), so it does not evict the public build's entries. `parallel_min` and `workers`
     tune the multi-process rendering (see `RenderCache`). Builds sharing a cache folder run one at a time: a
@@ -151,7 +155,9 @@ def build(config: Config, *, now: datetime, drafts: bool = False, future: bool =
 
     With the cache, a build first compares what it would read with the record of the last build
     (`manifest`): when no input, setting or option changed, no issue crossed "now", and `output` is as that
-    build left it, it stops there (`BuildResult.skipped`)."""
+    build left it, it stops there (`BuildResult.skipped`). `search` (with [search] enabled): "fresh" (index the
+    issue pages if they changed), "reuse" (the preview while editing: keep the last index, stale or not), or
+    "refresh" (the preview on demand: "fresh", and never skipped, since the last build may have reused one)."""
     started = time.perf_counter()
     output = (output or config.output_dir).resolve()
     check_output_folder(config, output)
@@ -162,12 +168,14 @@ def build(config: Config, *, now: datetime, drafts: bool = False, future: bool =
         inputs = manifest.input_stats(_input_folders(config)) if key else None
         stamp = manifest.stamp(config.fingerprint(), output, drafts=drafts, future=future)
         last = manifest.load(folder, key) if key else None
-        if last is not None and last.covers(stamp, inputs, now) and last.output_intact(output):
+        if last is not None and search != "refresh" and last.covers(stamp, inputs, now) \
+                and last.output_intact(output):
             result = _skipped(config, last, output, folder, now=now, drafts=drafts, future=future)
         else:
             with _warnings_noted() as warnings:
                 result = _build(config, output, folder, last, now=now, drafts=drafts, future=future,
-                                use_cache=use_cache, parallel_min=parallel_min, workers=workers, progress=progress)
+                                use_cache=use_cache, parallel_min=parallel_min, workers=workers, progress=progress,
+                                search=search)
             if key is not None and inputs is not None and result.issues:  # an empty site shows the clock
                 started_ns = os.stat(lock).st_mtime_ns  # written as the lock was taken: the file system's time
                 outputs = {path: (*manifest.stat_of(info), result.keys.get(path, ""))
@@ -251,7 +259,7 @@ class _IssuesOnDemand(Sequence["Issue"]):
 
 def _build(config: Config, output: Path, folder: Path, last: manifest.Record | None, *, now: datetime,
            drafts: bool, future: bool, use_cache: bool, parallel_min: int | None,
-           workers: int | None, progress: Progress | None) -> BuildResult:
+           workers: int | None, progress: Progress | None, search: str = "fresh") -> BuildResult:
     from . import content
     from .cache import Pending, RenderCache
     from .themes import load_theme
@@ -262,7 +270,7 @@ def _build(config: Config, output: Path, folder: Path, last: manifest.Record | N
     everything = content.load_issues(config, issue_files, memo=cache.issue)
     issues = content.select(everything, now, drafts=drafts, future=future)
     theme = load_theme(config)
-    tree = render(config, issues, theme=theme, now=now, assets=assets, cache=cache)
+    tree = render(config, issues, theme=theme, now=now, assets=assets, cache=cache, search=search)
     chosen = {id(i) for i in issues}
     left_out = [i for i in everything if id(i) not in chosen]
     result = BuildResult(output=output, issues=issues,

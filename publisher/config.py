@@ -274,7 +274,7 @@ class FeedsConfig:
 
 @dataclass(frozen=True)
 class SearchConfig:
-    enabled: bool = _option(boolean, False)  # a static search index (Pagefind) of the web pages
+    enabled: bool = _option(boolean, True)  # a static search index (Pagefind) of the issue pages, and a search page
 
 
 _LIST_ID = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")

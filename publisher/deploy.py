@@ -72,9 +72,24 @@ class LocalFile:
         return phase(self.key)
 
 
+# The search index (Pagefind) names its index files by their content; its entry file says which are current.
+_SEARCH_HASHED = re.compile(r"^pagefind/(?:(?:fragment|index)/[^/]+_[0-9a-f]{6,64}\.pf_\w+"
+                            r"|[^/]*_[0-9a-f]{6,64}\.pf_meta)$")
+SEARCH_ENTRY = "pagefind/pagefind-entry.json"
+
+
+def immutable(key: str) -> bool:
+    """A file whose name changes with its content: cached for a year, never invalidated (a new one is new)."""
+    return bool(_SEARCH_HASHED.match(key)) or (not key.endswith((".html", ".xml", ".json")) and
+                                               bool(_HASHED.search(key)))
+
+
 def phase(key: str) -> int:
-    """0 assets, 1 issue pages, 2 archive and tag pages, 3 feeds and sitemap."""
+    """0 assets, 1 issue pages, 2 archive and tag pages (and the search index's entry file, which names index
+    files uploaded before it), 3 feeds and sitemap."""
     name = key.rpartition("/")[2]
+    if key == SEARCH_ENTRY:
+        return 2
     if name in FEEDS or key == "sitemap.xml":
         return 3
     if name.endswith(".html"):
@@ -94,9 +109,9 @@ def content_type(key: str) -> str:
 
 
 def cache_control(key: str) -> str:
-    if key.endswith((".html", ".xml", ".json")):
-        return SHORT
-    return IMMUTABLE if _HASHED.search(key) else LONG
+    if immutable(key):
+        return IMMUTABLE
+    return SHORT if key.endswith((".html", ".xml", ".json")) else LONG
 
 
 def local_files(folder: Path) -> dict[str, LocalFile]:
@@ -409,9 +424,13 @@ class S3Target:
             return None
         paths: list[str] = []
         for key in keys:
+            if immutable(key):
+                continue  # never cached under its name before: nothing to invalidate
             paths.append("/" + key)
             if key == "index.html" or key.endswith("/index.html"):
                 paths.append("/" + key[: -len("index.html")])  # the folder URL readers actually use
+        if not paths:
+            return None
         if len(paths) > 30:  # CloudFront bills per path: one wildcard is cheaper than many
             paths = ["/*"]
         client = self._cloudfront or self.session.client("cloudfront")

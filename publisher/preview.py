@@ -63,7 +63,7 @@ class Preview:
         self.stopping = threading.Event()
         self.listeners = 0  # open live-reload connections (tests wait for one before editing)
         self.build_lock = threading.Lock()
-        self.rebuild()
+        self.rebuild(search="fresh")  # the search index once at start; edits reuse it (see `rebuild`)
         self.server = ThreadingHTTPServer((host, port), _handler(self))
         self.server.daemon_threads = True
         self.threads: list[threading.Thread] = []
@@ -92,13 +92,16 @@ class Preview:
 
     # ---- building ----
 
-    def rebuild(self) -> None:
+    def rebuild(self, search: str = "reuse") -> None:
+        """Build the preview site. With [search] enabled, the index is made at start and on demand
+        (`/__preview/search`, search="refresh"); a rebuild on an edit keeps the last one (Pagefind takes
+        seconds on a large site), so the search page may miss the latest words until refreshed."""
         with self.build_lock:
             version = self.snapshot.version + 1
             try:
                 config = load_config(self.root)
                 result = build_mod.build(config, now=self.clock(), drafts=True, future=True, output=self.site,
-                                         cache_dir=self.folder / "cache")
+                                         cache_dir=self.folder / "cache", search=search)
                 snapshot = Snapshot(version, config, result.issues)
                 log.info("preview: rebuilt (%d files written) in %.2f s", result.written, result.seconds)
             except PublisherError as exc:
@@ -237,7 +240,10 @@ def index_page(preview: Preview, snapshot: Snapshot) -> str:
                     f'<div>{when:%Y-%m-%d %H:%M}</div></td><td>{links}</td><td>{size}</td><td>{warned}</td></tr>')
     title = snapshot.config.site.title if snapshot.config else "publisher"
     body = (f"<h1>{html.escape(title)}: preview</h1><p><a href='/'>The site</a> · <a href='/rss.xml'>RSS</a> · "
-            f"<a href='/atom.xml'>Atom</a> · <a href='/feed.json'>JSON Feed</a> — drafts and scheduled issues "
+            f"<a href='/atom.xml'>Atom</a> · <a href='/feed.json'>JSON Feed</a>"
+            + (f" · <a href='{PREFIX}/search'>Search (index now)</a>"
+               if snapshot.config and snapshot.config.search.enabled else "")
+            + " — drafts and scheduled issues "
             "included. This page reloads when a file changes.</p><table><tr><th>Issue</th><th>Look at</th>"
             f"<th>Email size</th><th>Warnings</th></tr>{''.join(rows)}</table>")
     return _page(title, body)
@@ -277,6 +283,13 @@ def _handler(preview: Preview) -> type[BaseHTTPRequestHandler]:
             try:
                 if path == f"{PREFIX}/events":
                     return self._events(parse_qs(parts.query))
+                if path == f"{PREFIX}/search":  # index the pages as they are now, then show the search page
+                    preview.rebuild(search="refresh")
+                    self.send_response(HTTPStatus.SEE_OTHER)
+                    self.send_header("Location", "/search/" + (f"?{parts.query}" if parts.query else ""))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return None
                 if path in (PREFIX, f"{PREFIX}/"):
                     return self._send(inject(index_page(preview, snapshot), snapshot), "text/html")
                 if path.startswith(f"{PREFIX}/issue/"):

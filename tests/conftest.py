@@ -17,7 +17,10 @@ REPO = Path(__file__).resolve().parent.parent
 # A fixed clock: after every sample issue except the scheduled one (2027-06-01).
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
+# Search is on by default; it costs a Pagefind run per build, so the small newsletters of tests that are not about
+# search turn it off (a root-level inline table, so that tests can append keys to [site]).
 CONFIG = """\
+search = { enabled = false }
 [site]
 title = "AI 日报"
 url = "https://news.example.com/daily/"
