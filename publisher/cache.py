@@ -227,6 +227,7 @@ class RenderCache:
         self._spill_fd: int | None = None  # where this build's renders go: the log (appended), or a new file
         self._spill_tmp: str | None = None  # that new file, while it is not the log yet
         self._spilled: dict[str, Entry] = {}
+        self._recent: dict[str, object] = {}  # a render worker's last few issue HTMLs (see `html`)
         self._queue: dict[str, Callable[[], object]] | None = None
         self._records = 0  # records in the log, live or not
         self._compact = True  # rewrite rather than append (no usable log yet, or one with refused records)
@@ -479,7 +480,20 @@ class RenderCache:
 
     def html(self, body: str, render) -> str:  # type: ignore[no-untyped-def]
         key = "html:" + hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()
-        return self.get(key, lambda: render(body))  # type: ignore[no-any-return]
+        if os.getpid() == self._owner:
+            return self.get(key, lambda: render(body))  # type: ignore[no-any-return]
+        # In a forked render worker, whose values never reach the log: an issue's HTML serves its page and its
+        # email (rendered side by side, see `_run_all`), then no one. Keeping every one would hold the HTML of
+        # half the archive per worker (150 MB at 10,000 issues).
+        value = self._recent.get(key)
+        if value is None:
+            value = self._read(key)
+            if value is None:
+                value = render(body)
+            self._recent[key] = value
+            if len(self._recent) > 16:
+                del self._recent[next(iter(self._recent))]
+        return value  # type: ignore[no-any-return]
 
     def issue(self, raw: bytes, file: Path, parse):  # type: ignore[no-untyped-def]
         """A `content.load_issues` memo: the parsed issue of a file whose bytes and path did not change."""

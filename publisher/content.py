@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import hashlib
 import logging
 import re
@@ -592,6 +593,7 @@ def select(issues: Iterable[Issue], now: datetime, *, drafts: bool = False, futu
 _TAG_SEPARATORS = re.compile(r"[^\w]+")
 
 
+@functools.lru_cache(maxsize=4096)  # asked for by every list entry of every page: a few hundred distinct tags
 def tag_slug(tag: str) -> str:
     """A URL name for a tag in any script: lowercase, word characters kept, the rest hyphens ("大模型", "gpt-5")."""
     slug = _TAG_SEPARATORS.sub("-", tag.lower()).strip("-").replace("_", "-")
