@@ -241,7 +241,8 @@ def index_page(preview: Preview, snapshot: Snapshot) -> str:
     title = snapshot.config.site.title if snapshot.config else "publisher"
     body = (f"<h1>{html.escape(title)}: preview</h1><p><a href='/'>The site</a> · <a href='/rss.xml'>RSS</a> · "
             f"<a href='/atom.xml'>Atom</a> · <a href='/feed.json'>JSON Feed</a>"
-            + (f" · <a href='{PREFIX}/search'>Search (index now)</a>"
+            + (f" · <form method='post' action='{PREFIX}/search' style='display:inline'>"
+               "<button type='submit'>Search (index now)</button></form>"
                if snapshot.config and snapshot.config.search.enabled else "")
             + " — drafts and scheduled issues "
             "included. This page reloads when a file changes.</p><table><tr><th>Issue</th><th>Look at</th>"
@@ -276,6 +277,22 @@ def _handler(preview: Preview) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the stdlib's name)
             log.debug("preview: " + format, *args)
 
+        def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+            """Index the pages as they are now, then show the search page: a POST (a GET changes nothing), and
+            only from the preview's own pages (another site open in the browser cannot make it work)."""
+            parts = urlsplit(self.path)
+            origin = self.headers.get("Origin")
+            if unquote(parts.path) != f"{PREFIX}/search":
+                return self._send("not found", "text/plain", HTTPStatus.NOT_FOUND)
+            if origin is not None and origin != f"http://{self.headers.get('Host', '')}":
+                return self._send("forbidden", "text/plain", HTTPStatus.FORBIDDEN)
+            preview.rebuild(search="refresh")
+            self.send_response(HTTPStatus.SEE_OTHER)
+            self.send_header("Location", "/search/" + (f"?{parts.query}" if parts.query else ""))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+
         def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
             parts = urlsplit(self.path)
             path = unquote(parts.path)
@@ -283,13 +300,6 @@ def _handler(preview: Preview) -> type[BaseHTTPRequestHandler]:
             try:
                 if path == f"{PREFIX}/events":
                     return self._events(parse_qs(parts.query))
-                if path == f"{PREFIX}/search":  # index the pages as they are now, then show the search page
-                    preview.rebuild(search="refresh")
-                    self.send_response(HTTPStatus.SEE_OTHER)
-                    self.send_header("Location", "/search/" + (f"?{parts.query}" if parts.query else ""))
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return None
                 if path in (PREFIX, f"{PREFIX}/"):
                     return self._send(inject(index_page(preview, snapshot), snapshot), "text/html")
                 if path.startswith(f"{PREFIX}/issue/"):

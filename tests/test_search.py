@@ -395,7 +395,17 @@ def test_preview_indexes_at_start_and_on_demand_only(tmp_path):
         assert search.runs == runs + 1  # the page changed, the index was kept
         assert "沙尘暴" not in fragments(preview.site)["/issues/weather/"]["content"].replace("\u200b", "")
         query = urllib.parse.quote("沙尘暴")
-        with urllib.request.urlopen(f"{preview.url}__preview/search?q={query}") as answer:
+        with pytest.raises(urllib.error.HTTPError) as ignored:  # a GET changes nothing
+            urllib.request.urlopen(f"{preview.url}__preview/search?q={query}")
+        assert ignored.value.code == 404 and search.runs == runs + 1
+        elsewhere = urllib.request.Request(f"{preview.url}__preview/search", data=b"", method="POST",
+                                           headers={"Origin": "https://evil.example"})
+        with pytest.raises(urllib.error.HTTPError) as refused:  # another site open in the browser
+            urllib.request.urlopen(elsewhere)
+        assert refused.value.code == 403 and search.runs == runs + 1
+        asked = urllib.request.Request(f"{preview.url}__preview/search?q={query}", data=b"", method="POST",
+                                       headers={"Origin": preview.url.rstrip("/")})
+        with urllib.request.urlopen(asked) as answer:  # the button on /__preview/
             assert answer.url.endswith(f"/search/?q={query}")
             assert b'id="search"' in answer.read()
         assert search.runs == runs + 2
