@@ -129,7 +129,8 @@ def check_nesting(source: str) -> None:
 
 def to_html(source: str) -> str:
     """Render Markdown to an HTML fragment (URLs as written)."""
-    return _ANCHOR.sub(r'<h\1 id="\2">', parser().render(source))
+    # tabindex: a wide table scrolls in its own box (the theme's CSS), which a keyboard must be able to reach
+    return _ANCHOR.sub(r'<h\1 id="\2">', parser().render(source)).replace("<table>", '<table tabindex="0">')
 
 
 def tree(source: str) -> markdown_it_pyrs.Node:

@@ -260,9 +260,12 @@ class Endpoint:
                     f'content="width=device-width, initial-scale=1"><meta name="color-scheme" content="light dark">'
                     f"<title>{html.escape(title)} · {site}</title><style>body{{font:17px/1.7 -apple-system,"
                     f'"PingFang SC","Microsoft YaHei","Noto Sans CJK SC",sans-serif;max-width:34rem;margin:3rem auto;'
-                    f"padding:0 1.25rem}}button{{font:inherit;padding:.4rem 1.2rem;cursor:pointer}}</style></head>"
+                    f"padding:0 1.25rem;background:#fdfdfc;color:#1f2328}}a{{color:#0b62d6}}"
+                    f"button{{font:inherit;padding:.4rem 1.2rem;cursor:pointer}}"
+                    f"@media (prefers-color-scheme:dark){{body{{background:#111418;color:#e6e8eb}}a{{color:#6cb6ff}}}}"
+                    f"</style></head>"
                     f"<body><p><a href=\"{html.escape(self.config.site.url)}\">{site}</a></p>"
-                    f"<h1>{html.escape(title)}</h1><p>{html.escape(body)}</p>{form}</body></html>")
+                    f"<main><h1>{html.escape(title)}</h1><p>{html.escape(body)}</p>{form}</main></body></html>")
         return HTMLResponse(document, status_code=status, headers=SECURITY_HEADERS)
 
     def button(self, token: str, label: str, hidden: str = "") -> str:

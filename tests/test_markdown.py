@@ -22,7 +22,7 @@ def test_commonmark_and_extensions():
     assert html.count("<ul>") == 3  # nested lists
     assert "@_akhaliq" in html and "\\_" not in html  # escapes as CommonMark says
     assert "<hr />" in html
-    assert "<table>" in html and "<th>模型</th>" in html
+    assert "<table tabindex=\"0\">" in html and "<th>模型</th>" in html  # a table that scrolls is reachable by keyboard
     assert "<s>旧</s>" in html
     assert '<a href="https://arxiv.org/abs/2611.01234">https://arxiv.org/abs/2611.01234</a>' in html
     assert 'class="footnote-ref"' in html and 'class="footnotes"' in html
