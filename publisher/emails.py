@@ -169,8 +169,7 @@ def _email_html(config: Config, theme: Theme, issue: Issue, body_html: str, page
             warnings.append(f"{shown}: an image has no alt text ({match.group(0)[:80]}); readers who block "
                             "images see nothing")
     fragment = separate_inline_tags(fragment)
-    css = "\n".join(path.read_text(encoding="utf-8") for rel, path in theme.files("email").items()
-                    if str(rel) == "content.css")
+    css = theme.email_css
     try:
         return css_inline.inline_fragment(fragment, css) if css else fragment
     except ValueError as exc:  # css_inline.InlineError

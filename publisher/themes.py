@@ -139,6 +139,12 @@ class Theme:
         return dict(sorted(found.items()))
 
     @cached_property
+    def email_css(self) -> str:
+        """The theme's `email/content.css` (inlined into every email: read once, not per issue)."""
+        return "\n".join(path.read_text(encoding="utf-8") for rel, path in self.files("email").items()
+                         if str(rel) == "content.css")
+
+    @cached_property
     def fingerprint(self) -> str:
         """A hash of every file of the theme (for the render cache)."""
         digest = hashlib.sha256()
