@@ -558,6 +558,49 @@ def subscribers_export(ctx: click.Context, file: Path, status: str | None) -> No
 # ---- sending ----
 
 
+@cli.command("import")
+@click.argument("source", type=click.Choice(["feed", "mailchimp", "listmonk", "substack", "csv"]))
+@click.argument("path")
+@click.option("--dry-run", is_flag=True, help="Say what would be written or stored; change nothing.")
+@click.option("--map", "mapping", default="", metavar="FIELD=COLUMN,...",
+              help="csv: the columns holding email, name, tags and status (e.g. email=Email Address,name=Name).")
+@click.option("--status", type=click.Choice(["active", "unconfirmed", "unsubscribed", "bounced", "complained"]),
+              default="active", show_default=True, help="csv: the status of rows without a status column.")
+@click.option("--subscription-status", type=click.Choice(["confirmed", "unconfirmed", "unsubscribed"]),
+              default=None, help="listmonk: the subscription_status filter the export was made with.")
+@click.pass_context
+def import_command(ctx: click.Context, source: str, path: str, dry_run: bool, mapping: str, status: str,
+                   subscription_status: str | None) -> None:
+    """Import past issues or subscribers from another tool's export (see docs/import-formats.md).
+
+    Consent is never widened: only rows the export marks as opted in come in active; unsubscribed, cleaned,
+    bounced and blocklisted ones come in suppressed; an address suppressed here stays so.
+    """
+    if source == "feed":
+        from .config import load_config
+        from .importing import feed
+
+        report = feed.import_feed(load_config(_root(ctx)), path, dry_run=dry_run)
+        for line in report.lines():
+            click.echo(line)
+        return
+    from .importing import subscribers as importing
+
+    options: dict[str, object] = {}
+    if source == "csv":
+        options = {"mapping": importing.parse_map(mapping), "status": status}
+    elif source == "listmonk":
+        options = {"subscription_status": subscription_status}
+    imported = importing.read(source, Path(path), **options)
+    store = _store(ctx)
+    try:
+        report = importing.store(imported, store, dry_run=dry_run)
+    finally:
+        store.close()
+    for line in report.lines():
+        click.echo(line)
+
+
 @cli.command("send")
 @click.argument("slug")
 @click.option("--test", "test_to", metavar="ADDR", help="Send one copy to ADDR; the ledger is not touched.")
