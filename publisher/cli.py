@@ -559,7 +559,8 @@ def subscribers_export(ctx: click.Context, file: Path, status: str | None) -> No
 
 
 @cli.command("import")
-@click.argument("source", type=click.Choice(["feed", "mailchimp", "listmonk", "substack", "csv"]))
+@click.argument("source", type=click.Choice(["feed", "mailchimp", "listmonk", "substack", "buttondown", "ghost",
+                                              "csv"]))
 @click.argument("path")
 @click.option("--dry-run", is_flag=True, help="Say what would be written or stored; change nothing.")
 @click.option("--map", "mapping", default="", metavar="FIELD=COLUMN,...",

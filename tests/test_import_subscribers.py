@@ -168,3 +168,44 @@ def test_the_cli_imports_and_reports(newsletter, run_cli, tmp_path):
     assert "not imported: 2 never subscribed (Mailchimp non-subscribed)" in result.output
     again = run_cli("-C", str(newsletter.root), "import", "mailchimp", str(export))
     assert "nothing changed" in again.output
+
+
+def test_buttondown_maps_every_subscriber_type(tmp_path, store):
+    header = ("id,secondary_id,email,notes,subscriber_type,referrer_url,utm_source,utm_medium,utm_campaign,"
+              "creation_date,ip_address,subscription_date,unsubscription_date,tags,metadata\n")
+
+    def row(n: int, email: str, kind: str, tags: str = "") -> str:
+        return (f"id{n},{n},{email},,{kind},,,,,2024-03-13 00:03:09.183465+00:00,,2024-03-13 00:03:09+00:00,,{tags},"
+                "\"{'staff': 'true'}\"\n")
+
+    export = write_zip(tmp_path / "buttondown.zip", {
+        "emails.csv": "id,secondary_id,subject,publish_date,source,email_type,slug\n",
+        "subscribers.csv": header + row(1, "r@example.com", "regular", "corporate;nyc") + row(2, "p@example.com",
+                                                                                          "premium")
+        + row(3, "u@example.com", "unactivated") + row(4, "x@example.com", "unsubscribed")
+        + row(5, "b@example.com", "blocked") + row(6, "m@example.com", "removed") + row(7, "n@example.com", "unpaid")
+        + row(8, "w@example.com", "weird"),
+    })
+    imported = importing.read_buttondown(export)
+    assert {e: r.subscriber.status for e, r in imported.rows.items()} == {
+        "r@example.com": "active", "p@example.com": "active", "u@example.com": "unconfirmed",
+        "x@example.com": "unsubscribed", "b@example.com": "unsubscribed", "m@example.com": "unsubscribed"}
+    assert imported.rows["r@example.com"].subscriber.tags == ("corporate", "nyc")
+    assert sum(imported.skipped.values()) == 1 and [(p.line, p.field) for p in imported.problems] == [
+        (9, "subscriber_type")]
+
+
+def test_ghost_members_subscribed_to_emails_and_deleted(tmp_path, store):
+    export = tmp_path / "members.csv"
+    export.write_text(
+        "id,email,name,note,subscribed_to_emails,complimentary_plan,stripe_customer_id,created_at,deleted_at,"
+        "labels,tiers\n"
+        "1,g1@example.com,王五,,true,false,,2022-01-01T00:00:00.000Z,,\"读者,VIP\",\n"
+        "2,g2@example.com,G2,,false,false,,2022-01-01T00:00:00.000Z,,,\n"
+        "3,g3@example.com,G3,,true,false,,2022-01-01T00:00:00.000Z,2023-01-01T00:00:00.000Z,,\n", encoding="utf-8")
+    imported = importing.read_ghost(export)
+    assert {e: r.subscriber.status for e, r in imported.rows.items()} == {
+        "g1@example.com": "active", "g2@example.com": "unsubscribed", "g3@example.com": "unsubscribed"}
+    assert imported.rows["g1@example.com"].subscriber.tags == ("读者", "VIP")
+    with pytest.raises(PublisherError, match="JSON export holds no members"):
+        importing.read_ghost(write_zip(tmp_path / "ghost.zip", {"posts.csv": "id,title\n1,a\n"}))

@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from ..errors import Problem, PublisherError
 from ..subscribers import Subscriber, validate_subscriber
 
-SOURCES = ("mailchimp", "listmonk", "substack", "csv")
+SOURCES = ("mailchimp", "listmonk", "substack", "buttondown", "ghost", "csv")
 # Most restrictive first: an address in two rows keeps the first of these it has.
 RESTRICTIVE = ("complained", "bounced", "unsubscribed", "unconfirmed", "active")
 MAX_CSV_BYTES = 512 * 1024 * 1024  # a zip member's declared size beyond this is refused (a zip bomb)
@@ -229,6 +229,73 @@ def read_substack(path: Path) -> Imported:
     return imported
 
 
+# ---- Buttondown: subscriber_type says it all ----
+
+# buttondown/openapi enums.json SubscriberType (see docs/import-formats.md): every value, mapped; an unknown one
+# is refused (never guessed), as is "unpaid" (a paid-only newsletter's reader who never paid: not opted in to
+# anything we would send).
+_BUTTONDOWN = {"regular": "active", "premium": "active", "trialed": "active", "gifted": "active",
+               "churning": "active", "paused": "active", "past_due": "active", "churned": "active",
+               "upcoming": "active", "unactivated": "unconfirmed", "unsubscribed": "unsubscribed",
+               "removed": "unsubscribed", "blocked": "unsubscribed", "spammy": "unsubscribed"}
+
+
+def read_buttondown(path: Path) -> Imported:
+    imported = Imported("buttondown")
+    found = False
+    for name, data in _members(path):
+        rows = list(_rows(name, data))
+        if not rows or "subscriber_type" not in rows[0][1]:
+            continue  # emails.csv and the other collections
+        found = True
+        for line, row in rows:
+            kind = row.get("subscriber_type", "").lower()
+            if kind == "unpaid":
+                imported.skipped["never paid for a paid-only newsletter (Buttondown unpaid)"] += 1
+                continue
+            status = _BUTTONDOWN.get(kind)
+            if status is None:
+                imported.problems.append(Problem(f"unknown subscriber_type {kind!r}", file=name, line=line,
+                                                 field="subscriber_type"))
+                continue
+            tags = tuple(t.strip() for t in row.get("tags", "").split(";") if t.strip())
+            imported.add(Subscriber(row.get("email", ""), "", status, tags), f"{name}:{line}", kind)
+    if not found:
+        raise PublisherError("holds no subscriber list (a CSV with a subscriber_type column)", file=path.name,
+                             hint="use the export from Buttondown's Settings → Exports (subscribers)")
+    return imported
+
+
+# ---- Ghost: the members CSV (members are not in the JSON export) ----
+
+
+def read_ghost(path: Path) -> Imported:
+    imported = Imported("ghost")
+    found = False
+    for name, data in _members(path):
+        rows = list(_rows(name, data))
+        if not rows or "subscribed_to_emails" not in rows[0][1]:
+            continue
+        found = True
+        for line, row in rows:
+            flag = row.get("subscribed_to_emails", "").lower()
+            if flag not in ("true", "false"):
+                imported.problems.append(Problem(f"subscribed_to_emails is {flag!r}, not true or false", file=name,
+                                                 line=line, field="subscribed_to_emails"))
+                continue
+            # false covers "unsubscribed" and "never subscribed": both stay out of the mail, kept so a later
+            # sign-up confirms again; a deleted member is unsubscribed whatever the flag says.
+            status = "active" if flag == "true" and not row.get("deleted_at") else "unsubscribed"
+            labels = _split_list(row.get("labels", ""))
+            imported.add(Subscriber(row.get("email", ""), row.get("name", ""), status, labels), f"{name}:{line}",
+                         f"subscribed_to_emails={flag}" + (" deleted" if row.get("deleted_at") else ""))
+    if not found:
+        raise PublisherError("holds no Ghost members (a CSV with a subscribed_to_emails column)", file=path.name,
+                             hint="export the members from Ghost Admin → Members → Export (the JSON export "
+                             "holds no members)")
+    return imported
+
+
 # ---- any CSV, with a column map ----
 
 
@@ -267,7 +334,8 @@ def read_csv(path: Path, mapping: Mapping[str, str] | None = None, status: str =
 
 
 def read(source: str, path: Path, **options: object) -> Imported:
-    readers = {"mailchimp": read_mailchimp, "listmonk": read_listmonk, "substack": read_substack, "csv": read_csv}
+    readers = {"mailchimp": read_mailchimp, "listmonk": read_listmonk, "substack": read_substack,
+               "buttondown": read_buttondown, "ghost": read_ghost, "csv": read_csv}
     if source not in readers:
         raise PublisherError(f"unknown source {source!r}", hint=f"one of {', '.join(readers)}")
     return readers[source](path, **options)  # type: ignore[operator]
