@@ -393,8 +393,7 @@ class RenderCache:
             try:
                 # O_NOFOLLOW: a link planted in the folder must not make this append to a file elsewhere.
                 fd = os.open(self.folder / FILE, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
-                if (os.fstat(fd).st_ino, os.fstat(fd).st_dev) == (os.fstat(self._fd).st_ino,
-                                                                    os.fstat(self._fd).st_dev):
+                if os.path.samestat(os.fstat(fd), os.fstat(self._fd)):
                     self._spill_fd = fd
                     return
                 os.close(fd)

@@ -17,7 +17,7 @@ about it means "no record": a full build, never an error. The worst a forged rec
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import hmac
 import json
 import logging
@@ -175,25 +175,12 @@ def save(folder: Path, key: bytes, record: Record) -> None:
         os.replace(tmp, folder / FILE)
     except OSError as exc:
         log.debug("could not record the build in %s: %s", folder, exc.strerror)
-        with _quiet():
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
 
 
 def forget(folder: Path) -> None:
     """Drop the record (before a build changes `dist/`: a build stopped halfway must not leave a record that
     describes the tree before it)."""
-    with _quiet():
+    with contextlib.suppress(OSError):
         os.unlink(folder / FILE)
-
-
-def _quiet():  # type: ignore[no-untyped-def]
-    import contextlib
-
-    return contextlib.suppress(OSError)
-
-
-def digest(parts: Iterable[str]) -> str:
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(part.encode("utf-8", "surrogatepass") + b"\0")
-    return h.hexdigest()

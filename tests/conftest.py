@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -60,6 +60,30 @@ class Newsletter:
         from publisher.config import load_config
 
         return load_config(self.root, environ={})
+
+
+def build_in_new_processes(root: Path, modules: Sequence[str], runs: int = 2) -> list[tuple[list[str], list[str]]]:
+    """`publisher -q build` in `root`, in `runs` new interpreters one after the other (as a user runs it, with the
+    clock pinned and no input "racily clean": `manifest.SETTLE_NS` off): for each, which of `modules` were loaded
+    once `publisher.cli` was imported, and once the build was done."""
+    import json
+    import os
+    import subprocess
+
+    code = ("import json, sys; from publisher import manifest; manifest.SETTLE_NS = -10**18\n"
+            f"watch = {list(modules)!r}\n"
+            "import publisher.cli\nloaded = [m for m in watch if m in sys.modules]\n"
+            "sys.argv = ['publisher', '-q', 'build']\n"
+            "try:\n    publisher.cli.main()\nexcept SystemExit:\n    pass\n"
+            "print(json.dumps([loaded, [m for m in watch if m in sys.modules]]))")
+    env = dict(os.environ, PUBLISHER_NOW=NOW.isoformat(), PYTHONPATH=str(REPO))
+    found = []
+    for _ in range(runs):
+        done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True,
+                              check=True)
+        before, after = json.loads(done.stdout.strip().splitlines()[-1])
+        found.append((before, after))
+    return found
 
 
 def free_port() -> int:

@@ -6,28 +6,24 @@ phone-wide screen, and no line break inside a token such as `405B` in an email's
 from __future__ import annotations
 
 import email
-import functools
 import os
 import re
 import shutil
-import threading
 from email import policy
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+from browsers import chromium, served_folder
 from conftest import CONFIG, NOW, REPO, Newsletter, free_port, serve_in_thread
-from tools import require, require_module
+from tools import require
 from waiting import wait_for
 
 from publisher.build import build
 from publisher.config import load_config
 from publisher.tokens import make_token
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 SCHEMES = ["light", "dark"]
 SUBSCRIBE_URL = "https://ai-daily.example.com/subscribe"
@@ -68,28 +64,9 @@ def assert_no_violations(page) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def browser():
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    require(path is not None, "Chromium", "apt-get install chromium")
-    require_module("playwright")
     axe_path()
-    import playwright.sync_api as playwright_api
-    with playwright_api.sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
+    with chromium() as instance:
         yield instance
-        instance.close()
-
-
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # type: ignore[no-untyped-def]  # noqa: A002 (the base class's name)
-        pass
-
-
-def serve(directory: Path):  # type: ignore[no-untyped-def]
-    handler = functools.partial(QuietHandler, directory=str(directory))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return server, thread
 
 
 @pytest.fixture(scope="module")
@@ -105,10 +82,8 @@ def site(tmp_path_factory):
     build(load_config(root, environ={}), now=NOW, output=output, use_cache=False)
     assert (output / "search" / "index.html").is_file()
     assert 'id="subscribe-email"' in (output / "index.html").read_text(encoding="utf-8")
-    server, thread = serve(output)
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    thread.join()
+    with served_folder(output) as base:
+        yield base
 
 
 @pytest.fixture
@@ -233,10 +208,8 @@ def wide(tmp_path_factory):
             f"本期价格一览。\n\n{WIDE_TABLE}\n表后的一段文字。\n")
     output = n.root / "dist"
     build(n.load_config(), now=NOW, output=output, use_cache=False)
-    server, thread = serve(output)
-    yield f"http://127.0.0.1:{server.server_address[1]}/issues/wide/"
-    server.shutdown()
-    thread.join()
+    with served_folder(output) as base:
+        yield base + "issues/wide/"
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)

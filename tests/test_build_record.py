@@ -7,13 +7,11 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import CONFIG, NOW, REPO
+from conftest import CONFIG, NOW, build_in_new_processes
 
 from publisher import build as build_mod
 from publisher import manifest
@@ -65,16 +63,10 @@ def test_a_build_that_changes_nothing_stops_at_the_record(newsletter, settled):
 def test_a_skipped_build_imports_no_renderer(newsletter, settled):
     """Measured as a user runs it: `publisher build` in a new process, twice."""
     three_issues(newsletter)
-    code = ("import sys; from publisher import manifest; manifest.SETTLE_NS = -10**18\n"
-            "from publisher.cli import main; sys.argv = ['publisher', '-q', 'build']\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('jinja2', 'mjml', 'css_inline', 'lxml', 'feedgen', 'yaml', 'markdown_it_pyrs')"
-            " if m in sys.modules]\nprint(heavy)")
-    env = dict(os.environ, PUBLISHER_NOW=NOW.isoformat(), PYTHONPATH=str(REPO))
-    runs = [subprocess.run([sys.executable, "-c", code], cwd=newsletter.root, env=env, capture_output=True,
-                           text=True, check=True) for _ in range(2)]
-    assert "jinja2" in runs[0].stdout  # the first build renders
-    assert runs[1].stdout.strip() == "[]", runs[1].stderr
+    heavy = ("jinja2", "mjml", "css_inline", "lxml", "feedgen", "yaml", "markdown_it_pyrs")
+    first, second = build_in_new_processes(newsletter.root, heavy)
+    assert "jinja2" in first[1]  # the first build renders
+    assert second[1] == []
 
 
 CHANGES = {

@@ -259,17 +259,6 @@ def test_build_suggests_preview_not_opening_a_file(newsletter, run_cli):
     assert "publisher preview" in last and "index.html" not in last
 
 
-def _chromium():
-    import shutil
-
-    from tools import require, require_module
-
-    path = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
-    require(path is not None, "Chromium", "apt-get install chromium")
-    require_module("playwright")
-    return path
-
-
 def _static_host(folder, mount):
     """A real HTTP server for `folder` under the path `mount`, answering a missing path with 404.html and status
     404, as S3's and CloudFront's error documents do."""
@@ -302,16 +291,16 @@ def _static_host(folder, mount):
 
 def test_404_page_links_work_from_any_depth_in_chromium(newsletter, run_cli):
     import playwright.sync_api as playwright_api
+    from browsers import CHROMIUM_FLAGS, chromium_path
 
-    chromium = _chromium()
+    chromium = chromium_path()
     newsletter.issue("2026-11-20-a.md", 'title: "第一期"\ndate: 2026-11-20\n')
     assert run_cli("-C", str(newsletter.root), "build").exit_code == 0
     server = _static_host(newsletter.root / "dist", "/daily/")  # site.url is https://news.example.com/daily/
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         with playwright_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=["--headless", "--no-sandbox",
-                                                                        "--disable-gpu", "--no-first-run"])
+            browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
             page = browser.new_page()
             elsewhere: list[str] = []
 

@@ -13,7 +13,7 @@ from email import policy
 import httpx
 import pytest
 import uvicorn
-from conftest import CONFIG, NOW, REPO, free_port, serve_in_thread
+from conftest import CONFIG, NOW, REPO, build_in_new_processes, free_port, serve_in_thread
 from lxml import html as lxml_html
 from waiting import wait_for
 
@@ -361,17 +361,6 @@ def test_serve_answers_and_confirms_in_the_site_language(newsletter, language, t
 def test_babel_is_loaded_only_to_render(newsletter):
     """`import publisher.cli` and a build that changes nothing never import Babel (nor Jinja); the first build
     does: the catalogues and formats are read on the render path only."""
-    import os
-    import subprocess
-    import sys
-
     newsletter.issue("2026-11-20-a.md")
-    code = ("import sys; from publisher import manifest; manifest.SETTLE_NS = -10**18\n"
-            "import publisher.cli\nloaded = [m for m in ('babel', 'jinja2') if m in sys.modules]\n"
-            "from publisher.cli import main; sys.argv = ['publisher', '-q', 'build']\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print(loaded, [m for m in ('babel', 'jinja2') if m in sys.modules])")
-    env = dict(os.environ, PUBLISHER_NOW=NOW.isoformat(), PYTHONPATH=str(REPO))
-    runs = [subprocess.run([sys.executable, "-c", code], cwd=newsletter.root, env=env, capture_output=True,
-                           text=True, check=True).stdout.strip() for _ in range(2)]
-    assert runs == ["[] ['babel', 'jinja2']", "[] []"]
+    runs = build_in_new_processes(newsletter.root, ("babel", "jinja2"))
+    assert runs == [([], ["babel", "jinja2"]), ([], [])]

@@ -5,34 +5,17 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from browsers import chromium
 from conftest import NOW, REPO
-from tools import require, require_module
 from waiting import wait_for
 
 from publisher.preview import Preview
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def chromium_path() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
 
 @pytest.fixture(scope="module")
 def browser():
-    path = chromium_path()
-    require(path is not None, "Chromium", "apt-get install chromium")
-    require_module("playwright")
-    import playwright.sync_api as playwright_api
-    with playwright_api.sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
+    with chromium() as instance:
         yield instance
-        instance.close()
 
 
 @pytest.fixture

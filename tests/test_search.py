@@ -3,25 +3,20 @@ Chromium finds Chinese and English words through the search page, in light and d
 
 from __future__ import annotations
 
-import functools
 import gzip
 import json
-import shutil
 import subprocess
 import sys
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from browsers import chromium, served_folder
 from conftest import CONFIG, NOW, Newsletter
-from tools import require, require_module
 
 from publisher import search
 from publisher.build import build
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 BASE = CONFIG.replace("search = { enabled = false }\n", "")  # conftest's newsletters turn search off
 SEARCH_ON = BASE + "\n[search]\nenabled = true\n"
 SEARCH_OFF = BASE + "\n[search]\nenabled = false\n"
@@ -258,40 +253,28 @@ def test_search_page_uses_the_theme_and_the_bundle(built):
 def served(built):
     """The build's parent folder over a real HTTP server: the site is at /daily/, as under its site.url."""
     _, output, _ = built
-    handler = functools.partial(_QuietHandler, directory=str(output.parent))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/daily/"
-    server.shutdown()
-    server.server_close()
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 (the stdlib's name)
-        pass
+    with served_folder(output.parent) as base:
+        yield base + "daily/"
 
 
 @pytest.fixture(scope="module")
 def browser():
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    require(path is not None, "Chromium", "apt-get install chromium")
-    require_module("playwright")
-    import playwright.sync_api as playwright_api
-
-    with playwright_api.sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
+    with chromium() as instance:
         yield instance
-        instance.close()
 
 
-def open_page(browser, url: str, scheme: str = "light"):
+@contextmanager
+def open_page(browser, url: str, scheme: str = "light"):  # type: ignore[no-untyped-def]
+    """(the page at `url`, the JavaScript errors it raises), in a context of its own, closed afterwards."""
     context = browser.new_context(viewport={"width": 1000, "height": 800}, color_scheme=scheme)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(url)
-    return context, page, errors
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url)
+        yield page, errors
+    finally:
+        context.close()
 
 
 def results(page) -> list[tuple[str, str]]:
@@ -306,39 +289,30 @@ def results(page) -> list[tuple[str, str]]:
     ("laundry", "Robots learn to fold laundry", "/daily/issues/robots/"),
 ])
 def test_chromium_finds_the_issue_from_the_query_in_the_address(browser, served, query, title, url):
-    context, page, errors = open_page(browser, served + "search/?q=" + query)
-    try:
+    with open_page(browser, served + "search/?q=" + query) as (page, errors):
         found = results(page)
         assert found[0] == (title, url)
         assert len(found) == 1
         assert page.locator(".pagefind-ui__search-input").input_value() == query
         assert errors == []
-    finally:
-        context.close()
 
 
 def test_chromium_search_box_leads_to_the_results(browser, served):
-    context, page, errors = open_page(browser, served + "search/")
-    try:
+    with open_page(browser, served + "search/") as (page, errors):
         box = page.locator("header .search-box input[name=q]")
         box.fill("origami")
         box.press("Enter")
         page.wait_for_url("**/search/?q=origami")
         assert results(page)[0][1] == "/daily/issues/robots/"
         assert errors == []
-    finally:
-        context.close()
 
 
 def test_chromium_never_finds_the_draft_nor_the_chrome(browser, served):
-    context, page, _ = open_page(browser, served + "search/?q=zebraword")
-    try:
+    with open_page(browser, served + "search/?q=zebraword") as (page, _):
         message = page.locator(".pagefind-ui__message")
         message.wait_for(timeout=15000)
         page.wait_for_function("document.querySelector('.pagefind-ui__message').textContent.includes('zebraword')")
         assert page.locator(".pagefind-ui__result-link").count() == 0
-    finally:
-        context.close()
 
 
 def _luminance(css_color: str) -> float:
@@ -350,8 +324,7 @@ def _luminance(css_color: str) -> float:
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_search_follows_the_colour_scheme(browser, served, scheme):
-    context, page, _ = open_page(browser, served + "search/?q=台风", scheme)
-    try:
+    with open_page(browser, served + "search/?q=台风", scheme) as (page, _):
         results(page)
         colour = page.locator(".pagefind-ui__search-input").evaluate("e => getComputedStyle(e).backgroundColor")
         text = page.locator(".pagefind-ui__result-link").first.evaluate("e => getComputedStyle(e).color")
@@ -360,8 +333,6 @@ def test_search_follows_the_colour_scheme(browser, served, scheme):
             assert _luminance(colour) < 0.2 and _luminance(box) < 0.2 and _luminance(text) > 0.5
         else:
             assert _luminance(colour) > 0.8 and _luminance(box) > 0.8 and _luminance(text) < 0.5
-    finally:
-        context.close()
 
 
 # ---- the preview: indexes at start and on demand, never on an edit ----

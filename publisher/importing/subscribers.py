@@ -129,6 +129,29 @@ def _split_list(cell: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in next(csv.reader([cell], skipinitialspace=True)) if t.strip())
 
 
+def _lists(path: Path, column: str, what: str, hint: str) -> Iterator[tuple[str, int, dict[str, str]]]:
+    """(file, line, row) of every CSV of the export that has `column` (the others, such as a list of posts, are
+    not subscribers); an export with none is an error naming `what` it lacks."""
+    found = False
+    for name, data in _members(path):
+        rows = list(_rows(name, data))
+        if rows and column in rows[0][1]:
+            found = True
+            yield from ((name, line, row) for line, row in rows)
+    if not found:
+        raise PublisherError(f"holds no {what} (a CSV with the column {column})", file=path.name, hint=hint)
+
+
+def _flag(imported: Imported, name: str, line: int, row: Mapping[str, str], column: str) -> bool | None:
+    """A true/false cell; anything else is a refused row (None), never read as either."""
+    value = row.get(column, "").lower()
+    if value not in ("true", "false"):
+        imported.problems.append(Problem(f"{column} is {value!r}, not true or false", file=name, line=line,
+                                         field=column))
+        return None
+    return value == "true"
+
+
 # ---- Mailchimp: the status is in the file's name ----
 
 _MAILCHIMP_FILES = {"subscribed": "active", "unsubscribed": "unsubscribed", "cleaned": "bounced",
@@ -209,23 +232,12 @@ def read_listmonk(path: Path, subscription_status: str | None = None) -> Importe
 
 def read_substack(path: Path) -> Imported:
     imported = Imported("substack")
-    found = False
-    for name, data in _members(path):
-        rows = list(_rows(name, data))
-        if not rows or "email_disabled" not in rows[0][1]:
-            continue  # posts.csv, per-post statistics: not subscribers
-        found = True
-        for line, row in rows:
-            disabled = row.get("email_disabled", "").lower()
-            if disabled not in ("true", "false"):
-                imported.problems.append(Problem(f"email_disabled is {disabled!r}, not true or false", file=name,
-                                                 line=line, field="email_disabled"))
-                continue
-            status = "unsubscribed" if disabled == "true" else "active"
-            imported.add(Subscriber(row.get("email", ""), "", status), f"{name}:{line}", f"email_disabled={disabled}")
-    if not found:
-        raise PublisherError("holds no subscriber list (a CSV with an email_disabled column)", file=path.name,
-                             hint="use the zip from Substack's Settings → Exports, or the email list CSV in it")
+    for name, line, row in _lists(path, "email_disabled", "subscriber list",
+                                  "use the zip from Substack's Settings → Exports, or the email list CSV in it"):
+        disabled = _flag(imported, name, line, row, "email_disabled")
+        if disabled is not None:
+            imported.add(Subscriber(row.get("email", ""), "", "unsubscribed" if disabled else "active"),
+                         f"{name}:{line}", f"email_disabled={str(disabled).lower()}")
     return imported
 
 
@@ -242,27 +254,19 @@ _BUTTONDOWN = {"regular": "active", "premium": "active", "trialed": "active", "g
 
 def read_buttondown(path: Path) -> Imported:
     imported = Imported("buttondown")
-    found = False
-    for name, data in _members(path):
-        rows = list(_rows(name, data))
-        if not rows or "subscriber_type" not in rows[0][1]:
-            continue  # emails.csv and the other collections
-        found = True
-        for line, row in rows:
-            kind = row.get("subscriber_type", "").lower()
-            if kind == "unpaid":
-                imported.skipped["never paid for a paid-only newsletter (Buttondown unpaid)"] += 1
-                continue
-            status = _BUTTONDOWN.get(kind)
-            if status is None:
-                imported.problems.append(Problem(f"unknown subscriber_type {kind!r}", file=name, line=line,
-                                                 field="subscriber_type"))
-                continue
-            tags = tuple(t.strip() for t in row.get("tags", "").split(";") if t.strip())
-            imported.add(Subscriber(row.get("email", ""), "", status, tags), f"{name}:{line}", kind)
-    if not found:
-        raise PublisherError("holds no subscriber list (a CSV with a subscriber_type column)", file=path.name,
-                             hint="use the export from Buttondown's Settings → Exports (subscribers)")
+    for name, line, row in _lists(path, "subscriber_type", "subscriber list",
+                                  "use the export from Buttondown's Settings → Exports (subscribers)"):
+        kind = row.get("subscriber_type", "").lower()
+        if kind == "unpaid":
+            imported.skipped["never paid for a paid-only newsletter (Buttondown unpaid)"] += 1
+            continue
+        status = _BUTTONDOWN.get(kind)
+        if status is None:
+            imported.problems.append(Problem(f"unknown subscriber_type {kind!r}", file=name, line=line,
+                                             field="subscriber_type"))
+            continue
+        tags = tuple(t.strip() for t in row.get("tags", "").split(";") if t.strip())
+        imported.add(Subscriber(row.get("email", ""), "", status, tags), f"{name}:{line}", kind)
     return imported
 
 
@@ -271,28 +275,19 @@ def read_buttondown(path: Path) -> Imported:
 
 def read_ghost(path: Path) -> Imported:
     imported = Imported("ghost")
-    found = False
-    for name, data in _members(path):
-        rows = list(_rows(name, data))
-        if not rows or "subscribed_to_emails" not in rows[0][1]:
+    for name, line, row in _lists(path, "subscribed_to_emails", "Ghost members",
+                                  "export the members from Ghost Admin → Members → Export (the JSON export "
+                                  "holds no members)"):
+        subscribed = _flag(imported, name, line, row, "subscribed_to_emails")
+        if subscribed is None:
             continue
-        found = True
-        for line, row in rows:
-            flag = row.get("subscribed_to_emails", "").lower()
-            if flag not in ("true", "false"):
-                imported.problems.append(Problem(f"subscribed_to_emails is {flag!r}, not true or false", file=name,
-                                                 line=line, field="subscribed_to_emails"))
-                continue
-            # false covers "unsubscribed" and "never subscribed": both stay out of the mail, kept so a later
-            # sign-up confirms again; a deleted member is unsubscribed whatever the flag says.
-            status = "active" if flag == "true" and not row.get("deleted_at") else "unsubscribed"
-            labels = _split_list(row.get("labels", ""))
-            imported.add(Subscriber(row.get("email", ""), row.get("name", ""), status, labels), f"{name}:{line}",
-                         f"subscribed_to_emails={flag}" + (" deleted" if row.get("deleted_at") else ""))
-    if not found:
-        raise PublisherError("holds no Ghost members (a CSV with a subscribed_to_emails column)", file=path.name,
-                             hint="export the members from Ghost Admin → Members → Export (the JSON export "
-                             "holds no members)")
+        # false covers "unsubscribed" and "never subscribed": both stay out of the mail, kept so a later sign-up
+        # confirms again; a deleted member is unsubscribed whatever the flag says.
+        deleted = bool(row.get("deleted_at"))
+        status = "active" if subscribed and not deleted else "unsubscribed"
+        was = f"subscribed_to_emails={str(subscribed).lower()}" + (" deleted" if deleted else "")
+        labels = _split_list(row.get("labels", ""))
+        imported.add(Subscriber(row.get("email", ""), row.get("name", ""), status, labels), f"{name}:{line}", was)
     return imported
 
 
