@@ -209,3 +209,25 @@ def test_ghost_members_subscribed_to_emails_and_deleted(tmp_path, store):
     assert imported.rows["g1@example.com"].subscriber.tags == ("读者", "VIP")
     with pytest.raises(PublisherError, match="JSON export holds no members"):
         importing.read_ghost(write_zip(tmp_path / "ghost.zip", {"posts.csv": "id,title\n1,a\n"}))
+
+
+def test_hostile_rows_are_refused_by_line_and_the_rest_imported(tmp_path, store):
+    """What an export hands us is hostile: a CR/LF or control character in a name, a huge name, an address that
+    is not one; an internationalised domain comes in as punycode, as the store keeps it."""
+    export = tmp_path / "people.csv"
+    export.write_text(
+        "email,name\n"
+        '"crlf@example.com","Eve\r\nBcc: victim@example.com"\n'
+        "ctrl@example.com,Mal\x07lory\n"
+        f"huge@example.com,{'长' * 5000}\n"
+        "not-an-address,Nobody\n"
+        "读者@例子.中国,读者\n"
+        "fine@例子.中国,好人\n", encoding="utf-8")
+    imported = importing.read_csv(export)
+    assert sorted(imported.rows) == ["fine@xn--fsqu00a.xn--fiqs8s"]
+    assert sorted(p.line for p in imported.problems) == [3, 4, 5, 6, 7]  # each refused row, by its line
+    report = importing.store(imported, store)
+    assert report.verdicts == {"added": 1} and statuses(store) == {"fine@xn--fsqu00a.xn--fiqs8s": "active"}
+    empty = tmp_path / "empty.csv"
+    empty.write_text("email,name\n", encoding="utf-8")
+    assert importing.store(importing.read_csv(empty), store).lines()[-1] == "  the export holds no address to import"

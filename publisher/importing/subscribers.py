@@ -359,6 +359,8 @@ class Report:
         out += [f"  refused: {p}" for p in self.imported.problems]
         if self.dry_run:
             out.append("  (dry run: nothing was stored)")
+        elif not self.imported.rows:
+            out.append("  the export holds no address to import")
         elif not (self.verdicts.keys() - {"unchanged", "kept"}):
             out.append("  nothing changed: the list already holds this export")
         return out
