@@ -579,13 +579,13 @@ def import_command(ctx: click.Context, source: str, path: str, dry_run: bool, ma
     """
     if source == "feed":
         from .config import load_config
-        from .importing import feed
+        from .importers import feed
 
         report = feed.import_feed(load_config(_root(ctx)), path, dry_run=dry_run)
         for line in report.lines():
             click.echo(line)
         return
-    from .importing import subscribers as importing
+    from .importers import subscribers as importing
 
     options: dict[str, object] = {}
     if source == "csv":

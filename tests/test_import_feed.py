@@ -16,7 +16,7 @@ from bs4 import BeautifulSoup
 
 from publisher import content, markdown
 from publisher.errors import PublisherError
-from publisher.importing.feed import fetch_url, html_to_markdown, import_feed
+from publisher.importers.feed import fetch_url, html_to_markdown, import_feed
 
 # One entry's body with everything the converter must keep: a table with `|` in a cell, a nested list, a code
 # block, an image, a YouTube embed, footnote-like superscript links, and `*`, `_`, `|` in the text.

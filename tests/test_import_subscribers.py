@@ -11,7 +11,7 @@ import pytest
 from conftest import CONFIG
 
 from publisher.errors import PublisherError
-from publisher.importing import subscribers as importing
+from publisher.importers import subscribers as importing
 from publisher.subscribers import SqliteStore, Subscriber
 
 COMMON = ("Email Address,First Name,Last Name,Company,Position,ZIP Code,MEMBER_RATING,OPTIN_TIME,OPTIN_IP,"
