@@ -577,25 +577,29 @@ def import_command(ctx: click.Context, source: str, path: str, dry_run: bool, ma
     Consent is never widened: only rows the export marks as opted in come in active; unsubscribed, cleaned,
     bounced and blocklisted ones come in suppressed; an address suppressed here stays so.
     """
+    from .importers import source as importer
+
+    module = importer(source)
     if source == "feed":
         from .config import load_config
-        from .importers import feed
 
-        report = feed.import_feed(load_config(_root(ctx)), path, dry_run=dry_run)
+        with progress_bar("Importing", after=1.0) as progress:
+            report = module.import_feed(load_config(_root(ctx)), path, dry_run=dry_run, progress=progress)
         for line in report.lines():
             click.echo(line)
         return
-    from .importers import subscribers as importing
+    from .importers import writer
 
     options: dict[str, object] = {}
     if source == "csv":
-        options = {"mapping": importing.parse_map(mapping), "status": status}
+        options = {"mapping": module.parse_map(mapping), "status": status}
     elif source == "listmonk":
         options = {"subscription_status": subscription_status}
-    imported = importing.read(source, Path(path), **options)
+    imported = module.read_subscribers(Path(path), **options)
     store = _store(ctx)
     try:
-        report = importing.store(imported, store, dry_run=dry_run)
+        with progress_bar("Storing", after=1.0) as progress:
+            report = writer.store(imported, store, dry_run=dry_run, progress=progress)
     finally:
         store.close()
     for line in report.lines():

@@ -16,7 +16,9 @@ from bs4 import BeautifulSoup
 
 from publisher import content, markdown
 from publisher.errors import PublisherError
-from publisher.importers.feed import fetch_url, html_to_markdown, import_feed
+from publisher.importers.convert import html_to_markdown
+from publisher.importers.feed import import_feed
+from publisher.importers.network import fetch_url
 
 # One entry's body with everything the converter must keep: a table with `|` in a cell, a nested list, a code
 # block, an image, a YouTube embed, footnote-like superscript links, and `*`, `_`, `|` in the text.

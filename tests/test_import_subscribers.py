@@ -11,7 +11,7 @@ import pytest
 from conftest import CONFIG
 
 from publisher.errors import PublisherError
-from publisher.importers import subscribers as importing
+from publisher.importers import buttondown, csv_file, ghost, listmonk, mailchimp, substack, writer
 from publisher.subscribers import SqliteStore, Subscriber
 
 COMMON = ("Email Address,First Name,Last Name,Company,Position,ZIP Code,MEMBER_RATING,OPTIN_TIME,OPTIN_IP,"
@@ -60,8 +60,8 @@ def statuses(db: SqliteStore) -> dict[str, str]:
 
 def test_mailchimp_takes_each_status_from_the_files_name(tmp_path, store):
     store.upsert(Subscriber("was-unsubscribed-here@example.com", "", "unsubscribed"))
-    imported = importing.read_mailchimp(write_zip(tmp_path / "audience.zip", MAILCHIMP))
-    report = importing.store(imported, store)
+    imported = mailchimp.read_subscribers(write_zip(tmp_path / "audience.zip", MAILCHIMP))
+    report = writer.store(imported, store)
     assert statuses(store) == {
         "s1@example.com": "active", "s2@example.com": "active",
         "both@example.com": "unsubscribed",  # in two files: the more restrictive status
@@ -73,7 +73,7 @@ def test_mailchimp_takes_each_status_from_the_files_name(tmp_path, store):
     first = store.get("s1@example.com")
     assert first.name == "张 三" and first.tags == ("读者", "AI, ML")  # trimmed; a tag may hold a comma
     assert report.verdicts["kept"] == 1 and any("never brings an address back" in line for line in report.lines())
-    again = importing.store(importing.read_mailchimp(tmp_path / "audience.zip"), store)
+    again = writer.store(mailchimp.read_subscribers(tmp_path / "audience.zip"), store)
     assert set(again.verdicts) <= {"unchanged", "kept"}
     assert again.lines()[-1] == "  nothing changed: the list already holds this export"
 
@@ -81,11 +81,11 @@ def test_mailchimp_takes_each_status_from_the_files_name(tmp_path, store):
 def test_a_mailchimp_file_of_unknown_status_is_an_error_not_a_guess(tmp_path):
     export = write_zip(tmp_path / "x.zip", {"members.csv": f"{COMMON},LEID\na@example.com,A,,,,,1,,,,,,,,,,,,1\n"})
     with pytest.raises(PublisherError, match="members' status is unknown") as caught:
-        importing.read_mailchimp(export)
+        mailchimp.read_subscribers(export)
     assert "members.csv" in str(caught.value)
     cleaned = f"{COMMON},CLEAN_TIME\na@example.com,A,,,,,1,,,,,,,,,,,,x\n"
     renamed = write_zip(tmp_path / "y.zip", {"export.csv": cleaned})
-    assert importing.read_mailchimp(renamed).by_status() == {"bounced": 1}  # the columns prove it
+    assert mailchimp.read_subscribers(renamed).by_status() == {"bounced": 1}  # the columns prove it
 
 
 def test_listmonk_enabled_is_unconfirmed_unless_the_export_was_filtered_on_confirmed(tmp_path, store):
@@ -98,15 +98,15 @@ def test_listmonk_enabled_is_unconfirmed_unless_the_export_was_filtered_on_confi
         "a3,d1@example.com,D,{},disabled,2024-01-02 03:04:05 +0000 UTC,2024-01-02 03:04:05 +0000 UTC\n"
         "a4,x1@example.com,X,{},deleted?,2024-01-02 03:04:05 +0000 UTC,2024-01-02 03:04:05 +0000 UTC\n",
         encoding="utf-8")
-    plain = importing.read_listmonk(export)
+    plain = listmonk.read_subscribers(export)
     assert {e: r.subscriber.status for e, r in plain.rows.items()} == {
         "e1@example.com": "unconfirmed", "b1@example.com": "unsubscribed", "d1@example.com": "unsubscribed"}
     assert plain.notes and "subscription_status=confirmed" in plain.notes[0]
     assert [(p.line, p.field) for p in plain.problems] == [(5, "status")]  # the row, named; the rest imported
-    confirmed = importing.read_listmonk(export, subscription_status="confirmed")
+    confirmed = listmonk.read_subscribers(export, subscription_status="confirmed")
     assert confirmed.rows["e1@example.com"].subscriber.status == "active"
     assert confirmed.rows["e1@example.com"].subscriber.name == "李四"
-    importing.store(confirmed, store)
+    writer.store(confirmed, store)
     assert statuses(store)["b1@example.com"] == "unsubscribed"
 
 
@@ -119,33 +119,33 @@ def test_substack_email_disabled_decides_not_the_paid_flag(tmp_path, store):
                                    "paid-but-off@example.com,true,,true,false,2018-08-27T15:06:27.713Z\n"
                                    "off@example.com,false,,true,false,2018-08-27T15:06:27.713Z\n",
     })
-    importing.store(importing.read_substack(export), store)
+    writer.store(substack.read_subscribers(export), store)
     assert statuses(store) == {"on@example.com": "active", "paid-but-off@example.com": "unsubscribed",
                                "off@example.com": "unsubscribed"}
     only_posts = write_zip(tmp_path / "posts-only.zip", {"posts.csv": "post_id,title\n1.a,A\n"})
     with pytest.raises(PublisherError, match="no subscriber list"):
-        importing.read_substack(only_posts)
+        substack.read_subscribers(only_posts)
 
 
 def test_any_csv_with_a_column_map(tmp_path, store):
     export = tmp_path / "名单.csv"
     export.write_text("邮箱,姓名,分组,状态\nz1@example.com,赵一,AI;芯片,active\nz2@example.com,赵二,,bounced\n"
                       "z3@example.com,赵三,,subscribed\n", encoding="utf-8-sig")
-    imported = importing.read_csv(export, importing.parse_map("email=邮箱,name=姓名,tags=分组,status=状态"))
+    imported = csv_file.read_subscribers(export, csv_file.parse_map("email=邮箱,name=姓名,tags=分组,status=状态"))
     assert {e: r.subscriber.status for e, r in imported.rows.items()} == {"z1@example.com": "active",
                                                                          "z2@example.com": "bounced"}
     assert imported.rows["z1@example.com"].subscriber.tags == ("AI", "芯片")
     assert [(p.line, p.field) for p in imported.problems] == [(4, "状态")]
     with pytest.raises(PublisherError, match="--map"):
-        importing.parse_map("mail=邮箱")
+        csv_file.parse_map("mail=邮箱")
     with pytest.raises(PublisherError, match="'email'") as caught:
-        importing.read_csv(export)  # no map: the default column names are not there
+        csv_file.read_subscribers(export)  # no map: the default column names are not there
     assert "名单.csv" in str(caught.value)
 
 
 def test_a_dry_run_stores_nothing_and_says_what_it_would_do(tmp_path, store):
-    imported = importing.read_mailchimp(write_zip(tmp_path / "audience.zip", MAILCHIMP))
-    report = importing.store(imported, store, dry_run=True)
+    imported = mailchimp.read_subscribers(write_zip(tmp_path / "audience.zip", MAILCHIMP))
+    report = writer.store(imported, store, dry_run=True)
     assert store.count() == 0
     assert report.verdicts == {"added": 6} and report.lines()[-1] == "  (dry run: nothing was stored)"
 
@@ -155,7 +155,7 @@ def test_a_damaged_archive_is_named(tmp_path):
     data = write_zip(broken, MAILCHIMP).read_bytes()
     broken.write_bytes(data[:200] + b"\0" * 50 + data[250:])
     with pytest.raises(PublisherError) as caught:
-        importing.read_mailchimp(broken)
+        mailchimp.read_subscribers(broken)
     assert "audience.zip" in str(caught.value) or "members_export" in str(caught.value)
 
 
@@ -186,7 +186,7 @@ def test_buttondown_maps_every_subscriber_type(tmp_path, store):
         + row(5, "b@example.com", "blocked") + row(6, "m@example.com", "removed") + row(7, "n@example.com", "unpaid")
         + row(8, "w@example.com", "weird"),
     })
-    imported = importing.read_buttondown(export)
+    imported = buttondown.read_subscribers(export)
     assert {e: r.subscriber.status for e, r in imported.rows.items()} == {
         "r@example.com": "active", "p@example.com": "active", "u@example.com": "unconfirmed",
         "x@example.com": "unsubscribed", "b@example.com": "unsubscribed", "m@example.com": "unsubscribed"}
@@ -203,12 +203,12 @@ def test_ghost_members_subscribed_to_emails_and_deleted(tmp_path, store):
         "1,g1@example.com,王五,,true,false,,2022-01-01T00:00:00.000Z,,\"读者,VIP\",\n"
         "2,g2@example.com,G2,,false,false,,2022-01-01T00:00:00.000Z,,,\n"
         "3,g3@example.com,G3,,true,false,,2022-01-01T00:00:00.000Z,2023-01-01T00:00:00.000Z,,\n", encoding="utf-8")
-    imported = importing.read_ghost(export)
+    imported = ghost.read_subscribers(export)
     assert {e: r.subscriber.status for e, r in imported.rows.items()} == {
         "g1@example.com": "active", "g2@example.com": "unsubscribed", "g3@example.com": "unsubscribed"}
     assert imported.rows["g1@example.com"].subscriber.tags == ("读者", "VIP")
     with pytest.raises(PublisherError, match="JSON export holds no members"):
-        importing.read_ghost(write_zip(tmp_path / "ghost.zip", {"posts.csv": "id,title\n1,a\n"}))
+        ghost.read_subscribers(write_zip(tmp_path / "ghost.zip", {"posts.csv": "id,title\n1,a\n"}))
 
 
 def test_hostile_rows_are_refused_by_line_and_the_rest_imported(tmp_path, store):
@@ -223,11 +223,12 @@ def test_hostile_rows_are_refused_by_line_and_the_rest_imported(tmp_path, store)
         "not-an-address,Nobody\n"
         "读者@例子.中国,读者\n"
         "fine@例子.中国,好人\n", encoding="utf-8")
-    imported = importing.read_csv(export)
+    imported = csv_file.read_subscribers(export)
     assert sorted(imported.rows) == ["fine@xn--fsqu00a.xn--fiqs8s"]
     assert sorted(p.line for p in imported.problems) == [3, 4, 5, 6, 7]  # each refused row, by its line
-    report = importing.store(imported, store)
+    report = writer.store(imported, store)
     assert report.verdicts == {"added": 1} and statuses(store) == {"fine@xn--fsqu00a.xn--fiqs8s": "active"}
     empty = tmp_path / "empty.csv"
     empty.write_text("email,name\n", encoding="utf-8")
-    assert importing.store(importing.read_csv(empty), store).lines()[-1] == "  the export holds no address to import"
+    report = writer.store(csv_file.read_subscribers(empty), store)
+    assert report.lines()[-1] == "  the export holds no address to import"

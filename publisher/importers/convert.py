@@ -1,0 +1,112 @@
+"""HTML to publisher Markdown, with markdownify: links made absolute and unsafe schemes dropped, `|` escaped in
+table cells, embedded media (iframe, video, audio) turned into links, footnotes into `[^n]`. Every importer's
+HTML goes through here; a source cleans its own editor's quirks (cards, captions, buttons) before it calls
+`html_to_markdown`."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from bs4 import BeautifulSoup
+from markdownify import ATX, MarkdownConverter
+
+
+def plain(html: str) -> str:
+    """Text of an HTML fragment, whitespace collapsed."""
+    if "<" not in html and "&" not in html:
+        return " ".join(html.split())
+    return " ".join(BeautifulSoup(html, "html.parser").get_text(" ").split())
+
+
+_YOUTUBE_EMBED = re.compile(r"^https?://(?:www\.)?youtube(?:-nocookie)?\.com/embed/([\w-]+)")
+_SAFE_LINK = ("http", "https", "mailto")
+
+
+class _Converter(MarkdownConverter):
+    """markdownify with links made absolute, unsafe schemes dropped, `|` escaped in tables and embedded media
+    (iframe, video, audio) turned into links."""
+
+    def __init__(self, base: str | None, **options: Any) -> None:
+        super().__init__(heading_style=ATX, bullets="-", escape_misc=True, table_infer_header=True,
+                         code_language_callback=_code_language, **options)
+        self.base = base
+
+    def _url(self, url: str | None, schemes: tuple[str, ...] = _SAFE_LINK) -> str | None:
+        url = (url or "").strip()
+        if not url:
+            return None
+        if url.startswith("#"):
+            return url
+        if url.startswith("//"):
+            url = "https:" + url
+        if self.base and urlsplit(url).scheme == "":
+            url = urljoin(self.base, url)
+        if urlsplit(url).scheme.lower() not in schemes or re.search(r"[\x00-\x20\x7f\\]", url):
+            return None
+        return url.replace("(", "%28").replace(")", "%29")
+
+    def convert_a(self, el, text, parent_tags):  # type: ignore[no-untyped-def]
+        href = self._url(el.get("href"))
+        if href is None:
+            return text
+        el["href"] = href
+        return super().convert_a(el, text, parent_tags)
+
+    def convert_img(self, el, text, parent_tags):  # type: ignore[no-untyped-def]
+        src = self._url(el.get("src"), ("http", "https"))
+        if src is None:
+            return self.escape(el.get("alt") or "", parent_tags)
+        el["src"] = src
+        return super().convert_img(el, text, parent_tags)
+
+    def _media_link(self, el, text, label: str, parent_tags) -> str:  # type: ignore[no-untyped-def]
+        src = el.get("src")
+        if not src and (source := el.find("source")) is not None:
+            src = source.get("src")
+        url = self._url(src, ("http", "https"))
+        if url is None:
+            return text
+        if match := _YOUTUBE_EMBED.match(url):
+            url, label = f"https://www.youtube.com/watch?v={match.group(1)}", "YouTube"
+        title = (el.get("title") or "").strip() or f"{label}: {urlsplit(url).netloc}"
+        link = f"[{self.escape(title, parent_tags)}]({url})"
+        return link if "_inline" in parent_tags else f"\n\n{link}\n\n"
+
+    def convert_iframe(self, el, text, parent_tags):  # type: ignore[no-untyped-def]
+        return self._media_link(el, "", "Embedded content", parent_tags)
+
+    def convert_video(self, el, text, parent_tags):  # type: ignore[no-untyped-def]
+        return self._media_link(el, "", "Video", parent_tags)
+
+    def convert_audio(self, el, text, parent_tags):  # type: ignore[no-untyped-def]
+        return self._media_link(el, "", "Audio", parent_tags)
+
+    def convert_td(self, el, text, parent_tags):  # type: ignore[no-untyped-def]
+        return super().convert_td(el, _pipes_in_code(text), parent_tags)
+
+    def convert_th(self, el, text, parent_tags):  # type: ignore[no-untyped-def]
+        return super().convert_th(el, _pipes_in_code(text), parent_tags)
+
+
+def _pipes_in_code(text: str) -> str:
+    """A `|` in a code span still ends a table cell (GFM): escape the ones escape() left alone."""
+    return re.sub(r"(?<!\\)\|", r"\\|", text)
+
+
+def _code_language(el: Any) -> str | None:
+    for node in (el, el.find("code")):
+        for cls in (node.get("class") or []) if node is not None else []:
+            if cls.startswith(("language-", "lang-")):
+                lang = cls.split("-", 1)[1]
+                return lang if re.fullmatch(r"[\w+#.-]{1,30}", lang) else None
+    return None
+
+
+def html_to_markdown(html: str, base: str | None = None) -> str:
+    """An HTML fragment from a feed as publisher Markdown (ATX headings, `-` bullets, GFM tables, fenced code)."""
+    markdown = _Converter(base).convert(html)
+    markdown = re.sub(r"[ \t]+\n", "\n", markdown)
+    markdown = re.sub(r"\n{3,}", "\n\n", markdown)
+    return markdown.strip("\n") + "\n" if markdown.strip() else ""
