@@ -569,33 +569,48 @@ def subscribers_export(ctx: click.Context, file: Path, status: str | None) -> No
               default="active", show_default=True, help="csv: the status of rows without a status column.")
 @click.option("--subscription-status", type=click.Choice(["confirmed", "unconfirmed", "unsubscribed"]),
               default=None, help="listmonk: the subscription_status filter the export was made with.")
+@click.option("--old-url", metavar="URL", help="substack, buttondown, ghost: the address the newsletter had "
+              "(e.g. https://name.substack.com), so each issue keeps its old URL as `source`.")
 @click.pass_context
 def import_command(ctx: click.Context, source: str, path: str, dry_run: bool, mapping: str, status: str,
-                   subscription_status: str | None) -> None:
+                   subscription_status: str | None, old_url: str | None) -> None:
     """Import past issues or subscribers from another tool's export (see docs/import-formats.md).
 
     Consent is never widened: only rows the export marks as opted in come in active; unsubscribed, cleaned,
     bounced and blocklisted ones come in suppressed; an address suppressed here stays so.
     """
     from .importers import source as importer
+    from .importers import writer
+    from .importers.archive import NoTable
 
     module = importer(source)
-    if source == "feed":
+    issues = None
+    if hasattr(module, "read_posts"):
         from .config import load_config
 
+        issues = writer.IssueReport(source=path, dry_run=dry_run)
+        if source == "feed":
+            posts = module.read_posts(path, issues)
+        else:
+            posts = module.read_posts(Path(path), issues, old_url=old_url)
         with progress_bar("Importing", after=1.0) as progress:
-            report = module.import_feed(load_config(_root(ctx)), path, dry_run=dry_run, progress=progress)
-        for line in report.lines():
+            writer.write_issues(load_config(_root(ctx)), posts, issues, progress=progress)
+        for line in issues.lines():
             click.echo(line)
+    if not hasattr(module, "read_subscribers"):
         return
-    from .importers import writer
-
     options: dict[str, object] = {}
     if source == "csv":
         options = {"mapping": module.parse_map(mapping), "status": status}
     elif source == "listmonk":
         options = {"subscription_status": subscription_status}
-    imported = module.read_subscribers(Path(path), **options)
+    try:
+        imported = module.read_subscribers(Path(path), **options)
+    except NoTable as exc:
+        if issues is None or not (issues.written or issues.skipped):
+            raise
+        click.echo(f"subscribers: none in this export ({exc.problems[0].message})")
+        return
     store = _store(ctx)
     try:
         with progress_bar("Storing", after=1.0) as progress:

@@ -18,6 +18,10 @@ MAX_MEMBER_BYTES = 512 * 1024 * 1024  # a zip member's declared size beyond this
 MAX_TOTAL_BYTES = 2 * 1024 * 1024 * 1024
 
 
+class NoTable(PublisherError):
+    """The export holds no CSV of the kind asked for (an export of issues only, say)."""
+
+
 def members(path: Path, suffixes: Iterable[str] = (".csv",)) -> list[tuple[str, bytes]]:
     """(name, bytes) of the export's files ending in one of `suffixes`, sorted by name: from a zip, a folder, or
     `path` itself when it is one file."""
@@ -91,7 +95,7 @@ def tables(path: Path, column: str, what: str, hint: str) -> Iterator[tuple[str,
             found = True
             yield from ((name, line, row) for line, row in found_rows)
     if not found:
-        raise PublisherError(f"holds no {what} (a CSV with the column {column})", file=path.name, hint=hint)
+        raise NoTable(f"holds no {what} (a CSV with the column {column})", file=path.name, hint=hint)
 
 
 def flag(imported: Imported, name: str, line: int, row: Mapping[str, str], column: str) -> bool | None:
