@@ -104,9 +104,73 @@ def _code_language(el: Any) -> str | None:
     return None
 
 
+_REF_OPEN, _REF_CLOSE = "\ue000", "\ue001"  # private-use marks: markdownify leaves them alone
+_FOOTNOTE_ID = re.compile(r"^(fn|footnote|note)[-:_.]?\w*", re.I)
+
+
+def _is_footnote(target: Any) -> bool:
+    """A footnote definition as editors write them: an id like fn1 / fn:1 / footnote-1, or inside an element
+    whose class says footnote (Substack's div.footnote, markdown-it's section.footnotes, WordPress's
+    div.footnotes)."""
+    if _FOOTNOTE_ID.match(target.get("id") or ""):
+        return True
+    return any("footnote" in " ".join(node.get("class") or []) for node in [target, *target.parents][:4]
+               if hasattr(node, "get"))
+
+
+def _definition(target: Any) -> Any:
+    """The element holding a footnote's text, from the element its reference points to."""
+    if target.name in ("li", "div", "p", "aside", "dd"):
+        return target
+    return target.find_parent(["li", "div", "p", "aside", "dd"]) or target
+
+
+def _take_footnotes(soup: Any) -> list[tuple[int, Any]]:
+    """Replace each footnote reference by a numbered mark and take the definitions out of the document:
+    [(number, definition element)], in the order the references first appear."""
+    numbers: dict[int, int] = {}  # id(definition) -> number
+    found: list[tuple[int, Any]] = []
+    for ref in soup.find_all("a", href=re.compile(r"^#.")):
+        target = soup.find(id=ref["href"][1:])
+        if target is None or not _is_footnote(target) or ref in target.descendants or target is ref:
+            continue
+        definition = _definition(target)
+        if ref in definition.descendants:  # a back-reference inside the note itself
+            continue
+        number = numbers.setdefault(id(definition), len(numbers) + 1)
+        if number > len(found):
+            found.append((number, definition))
+        holder = ref.parent if ref.parent is not None and ref.parent.name == "sup" and \
+            ref.parent.get_text(strip=True) == ref.get_text(strip=True) else ref
+        holder.replace_with(f"{_REF_OPEN}{number}{_REF_CLOSE}")
+    for _, definition in found:
+        for back in definition.find_all("a", href=re.compile(r"^#")):
+            back.decompose()  # back-references (↩) and Substack's number link
+        definition.extract()
+        definition.name = "div"  # a note's text, not a list item any more
+    for container in soup.find_all(class_=re.compile(r"^footnotes?(-list|-sep)?$")):
+        if not container.get_text(strip=True):
+            container.decompose()  # the emptied list of notes, and markdown-it's separator rule
+    return found
+
+
+def _note(number: int, text: str) -> str:
+    lines = text.strip("\n").split("\n")
+    rest = "\n".join(f"    {line}" if line else "" for line in lines[1:])
+    return f"[^{number}]: {lines[0]}" + (f"\n{rest}" if rest else "")
+
+
 def html_to_markdown(html: str, base: str | None = None) -> str:
-    """An HTML fragment from a feed as publisher Markdown (ATX headings, `-` bullets, GFM tables, fenced code)."""
-    markdown = _Converter(base).convert(html)
+    """An HTML fragment as publisher Markdown (ATX headings, `-` bullets, GFM tables, fenced code, footnotes as
+    `[^n]`)."""
+    converter = _Converter(base)
+    soup = BeautifulSoup(html, "html.parser")
+    notes = _take_footnotes(soup)
+    markdown = converter.convert_soup(soup)
+    if notes:
+        markdown = markdown.rstrip() + "\n\n" + "\n\n".join(
+            _note(n, converter.convert_soup(definition)) for n, definition in notes) + "\n"
+    markdown = re.sub(f"{_REF_OPEN}(\\d+){_REF_CLOSE}", r"[^\1]", markdown)
     markdown = re.sub(r"[ \t]+\n", "\n", markdown)
     markdown = re.sub(r"\n{3,}", "\n\n", markdown)
     return markdown.strip("\n") + "\n" if markdown.strip() else ""
