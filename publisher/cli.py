@@ -571,9 +571,11 @@ def subscribers_export(ctx: click.Context, file: Path, status: str | None) -> No
               default=None, help="listmonk: the subscription_status filter the export was made with.")
 @click.option("--old-url", metavar="URL", help="substack, buttondown, ghost: the address the newsletter had "
               "(e.g. https://name.substack.com), so each issue keeps its old URL as `source`.")
+@click.option("--download-images", is_flag=True, help="Copy each issue's remote images into a folder beside it "
+              "(content/<date>-<slug>/); an image that cannot be copied stays remote.")
 @click.pass_context
 def import_command(ctx: click.Context, source: str, path: str, dry_run: bool, mapping: str, status: str,
-                   subscription_status: str | None, old_url: str | None) -> None:
+                   subscription_status: str | None, old_url: str | None, download_images: bool) -> None:
     """Import past issues or subscribers from another tool's export (see docs/import-formats.md).
 
     Consent is never widened: only rows the export marks as opted in come in active; unsubscribed, cleaned,
@@ -593,8 +595,13 @@ def import_command(ctx: click.Context, source: str, path: str, dry_run: bool, ma
             posts = module.read_posts(path, issues)
         else:
             posts = module.read_posts(Path(path), issues, old_url=old_url)
+        copier = None
+        if download_images:
+            from .importers.images import ImageCopier
+
+            copier = ImageCopier()
         with progress_bar("Importing", after=1.0) as progress:
-            writer.write_issues(load_config(_root(ctx)), posts, issues, progress=progress)
+            writer.write_issues(load_config(_root(ctx)), posts, issues, progress=progress, images=copier)
         for line in issues.lines():
             click.echo(line)
     if not hasattr(module, "read_subscribers"):

@@ -38,6 +38,7 @@ from ..config import Config
 from ..errors import Problem, PublisherError, relpath
 from ..subscribers import Subscriber, validate_subscriber
 from .convert import html_to_markdown, plain
+from .images import ImageCopier, remote_images, rewrite
 
 MAX_SLUG = 60
 Progress = Callable[[int, int], None]
@@ -247,9 +248,10 @@ def _meta(post: Post, title: str, date_text: str, day: str, slug: str, link: str
 
 
 def write_issues(config: Config, posts: Iterable[Post], report: IssueReport, *,
-                 progress: Progress | None = None) -> IssueReport:
+                 progress: Progress | None = None, images: ImageCopier | None = None) -> IssueReport:
     """Write each post as `content/<date>-<slug>.md` (nothing when `report.dry_run`). Posts that cannot become
-    issues, or whose file exists, are listed in the report's `skipped` with the reason."""
+    issues, or whose file exists, are listed in the report's `skipped` with the reason. With `images`, each
+    issue's remote images are copied into a folder beside it, `content/<date>-<slug>/`."""
     sources, taken = _existing(config)
     seen_keys: set[str] = set()
     planned: list[tuple[Post, datetime, str]] = []
@@ -270,14 +272,14 @@ def write_issues(config: Config, posts: Iterable[Post], report: IssueReport, *,
     for done, (post, parsed, date_text) in enumerate(planned):
         if progress:
             progress(done, len(planned))
-        _write_one(config, post, parsed, date_text, report, sources, taken, used)
+        _write_one(config, post, parsed, date_text, report, sources, taken, used, images)
     if progress:
         progress(len(planned), len(planned))
     return report
 
 
 def _write_one(config: Config, post: Post, parsed: datetime, date_text: str, report: IssueReport,
-               sources: dict[str, Path], taken: set[str], used: set[str]) -> None:
+               sources: dict[str, Path], taken: set[str], used: set[str], images: ImageCopier | None) -> None:
     what = post.link or post.title or post.key
     link = _checked(post.link, content._http_url, config)
     if link and link in sources:
@@ -302,7 +304,8 @@ def _write_one(config: Config, post: Post, parsed: datetime, date_text: str, rep
     while slug in used or (slug in taken and not (config.content_dir / f"{day}-{slug}.md").exists()):
         slug, n = f"{base}-{n}", n + 1
     used.add(slug)
-    text = render_issue(_meta(post, title, date_text, day, slug, link, config), body)
+    meta = _meta(post, title, date_text, day, slug, link, config)
+    text = render_issue(meta, body)
     path = config.content_dir / f"{day}-{slug}.md"
     shown = str(relpath(path, config.root))
     try:
@@ -315,10 +318,28 @@ def _write_one(config: Config, post: Post, parsed: datetime, date_text: str, rep
         same = path.read_bytes() == text.encode("utf-8")
         report.skipped.append(Skipped(what, "unchanged" if same else "the file exists (not overwritten)", shown))
         return
+    if images is not None:
+        text = _copy_images(images, meta, body, path, shown, report)
     if not report.dry_run and not write_new(path, text):
         report.skipped.append(Skipped(what, "the file exists (not overwritten)", shown))
         return
     report.written.append(Written(shown, title, date_text, link))
+
+
+def _copy_images(images: ImageCopier, meta: dict[str, Any], body: str, path: Path, shown: str,
+                 report: IssueReport) -> str:
+    """The issue's text once its remote images (body and cover) are copied into `content/<date>-<slug>/`."""
+    urls = remote_images(body) + [u for u in [meta.get("image")] if u and urlsplit(u).scheme in ("http", "https")]
+    urls = list(dict.fromkeys(urls))
+    if report.dry_run or not urls:
+        report.images += len(urls)
+        return render_issue(meta, body)
+    copied = images.copy(urls, path.with_suffix(""))
+    report.images += len(copied.names)
+    report.notes += [f"{shown}: image {url} stays remote ({why})" for url, why in copied.kept]
+    if meta.get("image") in copied.names:
+        meta["image"] = f"{path.stem}/{copied.names[meta['image']]}"
+    return render_issue(meta, rewrite(body, path.stem, copied.names))
 
 
 # ---------------------------------------------------------------------------------------------------- subscribers
