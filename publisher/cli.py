@@ -573,9 +573,12 @@ def subscribers_export(ctx: click.Context, file: Path, status: str | None) -> No
               "(e.g. https://name.substack.com), so each issue keeps its old URL as `source`.")
 @click.option("--download-images", is_flag=True, help="Copy each issue's remote images into a folder beside it "
               "(content/<date>-<slug>/); an image that cannot be copied stays remote.")
+@click.option("--redirects", is_flag=True, help="Keep each issue's old path as `aliases:`, so the site redirects "
+              "it to the new page (a page per old path, _redirects, S3 redirect metadata).")
 @click.pass_context
 def import_command(ctx: click.Context, source: str, path: str, dry_run: bool, mapping: str, status: str,
-                   subscription_status: str | None, old_url: str | None, download_images: bool) -> None:
+                   subscription_status: str | None, old_url: str | None, download_images: bool,
+                   redirects: bool) -> None:
     """Import past issues or subscribers from another tool's export (see docs/import-formats.md).
 
     Consent is never widened: only rows the export marks as opted in come in active; unsubscribed, cleaned,
@@ -601,7 +604,8 @@ def import_command(ctx: click.Context, source: str, path: str, dry_run: bool, ma
 
             copier = ImageCopier()
         with progress_bar("Importing", after=1.0) as progress:
-            writer.write_issues(load_config(_root(ctx)), posts, issues, progress=progress, images=copier)
+            writer.write_issues(load_config(_root(ctx)), posts, issues, progress=progress, images=copier,
+                                aliases=redirects)
         for line in issues.lines():
             click.echo(line)
     if not hasattr(module, "read_subscribers"):

@@ -35,10 +35,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from . import redirects
 from .config import Config
 from .errors import PublisherError
 from .files import open_no_follow, prune_empty_parents, read_no_follow, refuse_unsafe_folder, short
@@ -66,6 +67,7 @@ class LocalFile:
     path: Path
     size: int
     sha256: str
+    redirect: str | None = None  # an old address's page (redirects.py): where S3 website endpoints send it, 301
 
     @property
     def phase(self) -> int:
@@ -129,6 +131,10 @@ def local_files(folder: Path) -> dict[str, LocalFile]:
             log.warning("%s is skipped: %s", path, exc.strerror or exc)
             continue
         files[key] = LocalFile(key, path, len(data), hashlib.sha256(data).hexdigest())
+    if (moved := files.get(redirects.MAP_FILE)) is not None:
+        for key, target in redirects.read_map(read_no_follow(moved.path)).items():
+            if key in files:
+                files[key] = replace(files[key], redirect=target)
     return files
 
 
@@ -392,7 +398,8 @@ class S3Target:
     def put(self, file: LocalFile) -> None:
         response = self._call("put_object", Key=self.prefix + file.key, Body=read_no_follow(file.path),
                               ContentType=content_type(file.key), CacheControl=cache_control(file.key),
-                              Metadata={"sha256": file.sha256})
+                              Metadata={"sha256": file.sha256},
+                              **({"WebsiteRedirectLocation": file.redirect} if file.redirect else {}))
         self.etags[file.key] = response["ETag"]
         self.hashes[file.key] = file.sha256
 

@@ -33,7 +33,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import yaml
 
-from .. import content, markdown
+from .. import content, markdown, redirects
 from ..config import Config
 from ..errors import Problem, PublisherError, relpath
 from ..subscribers import Subscriber, validate_subscriber
@@ -247,11 +247,12 @@ def _meta(post: Post, title: str, date_text: str, day: str, slug: str, link: str
     return meta
 
 
-def write_issues(config: Config, posts: Iterable[Post], report: IssueReport, *,
-                 progress: Progress | None = None, images: ImageCopier | None = None) -> IssueReport:
+def write_issues(config: Config, posts: Iterable[Post], report: IssueReport, *, progress: Progress | None = None,
+                 images: ImageCopier | None = None, aliases: bool = False) -> IssueReport:
     """Write each post as `content/<date>-<slug>.md` (nothing when `report.dry_run`). Posts that cannot become
     issues, or whose file exists, are listed in the report's `skipped` with the reason. With `images`, each
-    issue's remote images are copied into a folder beside it, `content/<date>-<slug>/`."""
+    issue's remote images are copied into a folder beside it, `content/<date>-<slug>/`. With `aliases`, each
+    issue lists its old URL's path under `aliases:`, so the build leaves a redirect there (redirects.py)."""
     sources, taken = _existing(config)
     seen_keys: set[str] = set()
     planned: list[tuple[Post, datetime, str]] = []
@@ -272,14 +273,15 @@ def write_issues(config: Config, posts: Iterable[Post], report: IssueReport, *,
     for done, (post, parsed, date_text) in enumerate(planned):
         if progress:
             progress(done, len(planned))
-        _write_one(config, post, parsed, date_text, report, sources, taken, used, images)
+        _write_one(config, post, parsed, date_text, report, sources, taken, used, images, aliases)
     if progress:
         progress(len(planned), len(planned))
     return report
 
 
 def _write_one(config: Config, post: Post, parsed: datetime, date_text: str, report: IssueReport,
-               sources: dict[str, Path], taken: set[str], used: set[str], images: ImageCopier | None) -> None:
+               sources: dict[str, Path], taken: set[str], used: set[str], images: ImageCopier | None,
+               aliases: bool) -> None:
     what = post.link or post.title or post.key
     link = _checked(post.link, content._http_url, config)
     if link and link in sources:
@@ -305,6 +307,8 @@ def _write_one(config: Config, post: Post, parsed: datetime, date_text: str, rep
         slug, n = f"{base}-{n}", n + 1
     used.add(slug)
     meta = _meta(post, title, date_text, day, slug, link, config)
+    if aliases:
+        _alias(meta, link, slug, what, report)
     text = render_issue(meta, body)
     path = config.content_dir / f"{day}-{slug}.md"
     shown = str(relpath(path, config.root))
@@ -324,6 +328,21 @@ def _write_one(config: Config, post: Post, parsed: datetime, date_text: str, rep
         report.skipped.append(Skipped(what, "the file exists (not overwritten)", shown))
         return
     report.written.append(Written(shown, title, date_text, link))
+
+
+def _alias(meta: dict[str, Any], link: str | None, slug: str, what: str, report: IssueReport) -> None:
+    """`aliases: [<old path>]`, unless there is no old URL or its path is the new page's."""
+    if not link:
+        report.notes.append(f"{what}: no old URL, so no redirect (give --old-url)")
+        return
+    old = urlsplit(link).path or "/"
+    try:
+        target = redirects.site_path(old)
+    except ValueError as exc:
+        report.notes.append(f"{what}: no redirect from {old} ({exc})")
+        return
+    if target != f"issues/{slug}/index.html":
+        meta["aliases"] = [old]
 
 
 def _copy_images(images: ImageCopier, meta: dict[str, Any], body: str, path: Path, shown: str,
