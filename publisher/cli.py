@@ -691,6 +691,36 @@ def events_command(ctx: click.Context, queue_url: str) -> None:
                f"deliveries, {report.unknown_recipients} unknown addresses, {report.ignored} ignored.")
 
 
+@cli.command("report")
+@click.argument("slug", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (stable keys: see the README).")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the report as one self-contained HTML page (with charts) to FILE.")
+@click.pass_context
+def report_command(ctx: click.Context, slug: str | None, as_json: bool, html_file: Path | None) -> None:
+    """What happened to a sent issue (default: the most recently sent one): sent, failed and why, skipped,
+    bounced, complained, unsubscribed since. Reads the ledger only; no open or click tracking."""
+    import json
+
+    from .config import load_config
+    from .report import html_page, issue_report
+
+    config = load_config(_root(ctx))
+    report = issue_report(config, slug)
+    if html_file is not None:
+        try:
+            html_file.write_text(html_page(config, report), encoding="utf-8")
+        except OSError as exc:
+            raise PublisherError(f"cannot write the report: {exc.strerror}", file=html_file) from None
+    if as_json:
+        click.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2))
+        return
+    for line in report.lines(config.site.timezone):
+        click.echo(line)
+    if html_file is not None:
+        _say(f"Wrote the HTML report to {html_file}.")
+
+
 @cli.command("preview")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="Port on 127.0.0.1 (0: any free port).")

@@ -8,6 +8,7 @@ every change and reloaded in the open pages.
 - `/__preview/` lists every issue with its page, its email at phone and desktop width side by side, the email
   in dark mode, the plain-text part, the MIME headers, its size against Gmail's 102 KB clip, and the warnings
   of `publisher check`.
+- `/__preview/report/<slug>`: the report of a sent issue (publisher/report.py), read from the ledger read-only.
 Only 127.0.0.1 is served: the preview shows drafts and must not be reachable from the network.
 """
 
@@ -219,8 +220,21 @@ def size_bar(size: int) -> str:
             f'style="width:{min(share, 1) * 100:.0f}%"></span></span> {size / 1024:.1f} KB of 102 KB')
 
 
+def _sent(snapshot: Snapshot) -> set[str]:
+    """The issues the ledger has (a report exists for them); none when it cannot be read."""
+    from .report import sent_issues
+
+    if snapshot.config is None:
+        return set()
+    try:
+        return set(sent_issues(snapshot.config.root / snapshot.config.subscribers.database))
+    except PublisherError:
+        return set()
+
+
 def index_page(preview: Preview, snapshot: Snapshot) -> str:
     rows = []
+    sent = _sent(snapshot)
     for issue in snapshot.issues:
         state = " <span class=badge>draft</span>" if issue.draft else (
             " <span class=badge>scheduled</span>" if issue.is_future(preview.clock()) else "")
@@ -233,7 +247,8 @@ def index_page(preview: Preview, snapshot: Snapshot) -> str:
         email = f"{PREFIX}/email/{slug}"
         links = (f'<a href="/{issue.url_path}">page</a> · <a href="{PREFIX}/issue/{slug}">email</a> · '
                  f'<a href="{email}.html?dark=1">dark</a> · <a href="{email}.txt">text</a> · '
-                 f'<a href="{email}.eml">headers</a>')
+                 f'<a href="{email}.eml">headers</a>'
+                 + (f' · <a href="{PREFIX}/report/{slug}">report</a>' if issue.slug in sent else ''))
         warned = "".join(f'<div class="warn">⚠ {html.escape(w)}</div>' for w in warnings)
         when = issue.date.astimezone(snapshot.config.site.timezone) if snapshot.config else issue.date
         rows.append(f'<tr class="issue-row"><td><a href="/{issue.url_path}">{html.escape(issue.title)}</a>{state}'
@@ -305,6 +320,9 @@ def _handler(preview: Preview) -> type[BaseHTTPRequestHandler]:
                 if path.startswith(f"{PREFIX}/issue/"):
                     return self._send(inject(issue_page(preview, snapshot, path.rsplit("/", 1)[1]), snapshot),
                                       "text/html")
+                report = re.fullmatch(rf"{PREFIX}/report/([a-z0-9-]+)/?", path)
+                if report:
+                    return self._report(snapshot, report.group(1))
                 match = re.fullmatch(rf"{PREFIX}/email/([a-z0-9-]+)\.(html|txt|eml)", path)
                 if match:
                     return self._email(snapshot, match.group(1), match.group(2), "dark" in parse_qs(parts.query))
@@ -315,6 +333,27 @@ def _handler(preview: Preview) -> type[BaseHTTPRequestHandler]:
             except PublisherError as exc:
                 self._send(inject(_page("Error", f"<pre>{html.escape(str(exc))}</pre>"), snapshot), "text/html",
                            HTTPStatus.INTERNAL_SERVER_ERROR)
+
+        def do_HEAD(self) -> None:  # noqa: N802 (the stdlib's name)
+            """What GET would answer, without the body (a HEAD changes nothing either)."""
+            if unquote(urlsplit(self.path).path) == f"{PREFIX}/events":
+                return self._send("", "text/event-stream")  # never a stream that a HEAD would wait on
+            return self.do_GET()
+
+        def _report(self, snapshot: Snapshot, slug: str) -> None:
+            """The issue's report, a page of its own (no live reload: the ledger is not watched). Read-only."""
+            from .report import NotSent, html_page, issue_report
+
+            config = snapshot.config
+            if config is None:
+                raise KeyError(slug)
+            try:
+                report = issue_report(config, slug)
+            except NotSent:
+                return self._send(_page("Not sent", f"<h1>{html.escape(slug)} has not been sent</h1><p>A report "
+                                        "exists once `publisher send` has started the issue.</p>"), "text/html",
+                                  HTTPStatus.NOT_FOUND)
+            return self._send(html_page(config, report), "text/html")
 
         def _email(self, snapshot: Snapshot, slug: str, kind: str, in_dark: bool) -> None:
             factory = preview.factory(snapshot, slug)
@@ -379,7 +418,8 @@ def _handler(preview: Preview) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
-            self.wfile.write(data)
+            if self.command != "HEAD":
+                self.wfile.write(data)
 
     return Handler
 

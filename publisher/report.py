@@ -1,0 +1,386 @@
+"""The per-issue report: what happened to one sent issue, read from the delivery ledger. Reads, never writes.
+
+The database is opened read-only (`mode=ro`): a report cannot change a row, run a migration or take the write
+lock, so it is safe while a `send` is running. Every number is a count over the ledger's rows (`deliveries`,
+joined to `subscribers` for what happened since), so the report equals the ledger:
+
+- recipients: the audience snapshot (every delivery row of the issue); sent, failed (grouped by `last_error`),
+  uncertain (rows left `sending`), skipped (grouped by `last_error`), pending.
+- bounced (hard, soft), complained: among the recipients the issue was *sent* to. SES event processing
+  (events.py) updates subscriber statuses but keeps no record of which message an event was about, so these are
+  "status now": a hard bounce or complaint caused by a later issue counts here too. Soft: sent recipients still
+  active, with a soft-bounce count, whose record changed since the send started.
+- unsubscribed since the send: recipients whose status is now `unsubscribed` and whose record changed after the
+  send started (`subscribers.changed_at`: the time of the record's last change of any kind, not of the status).
+- segment: the issue's audience (a text `segment`/`audience` column of `issue_sends` when there is one), else
+  "everyone".
+No open or click tracking exists in publisher, and none is reported.
+
+`--json` (`IssueReport.as_json()`), format 1, stable keys:
+  format, issue, subject, segment, started_at, finished_at (ISO 8601, UTC; null while unfinished),
+  recipients, sent, failed, uncertain, skipped, pending,
+  failures, skips ([{"reason", "count"}], most frequent first),
+  bounced {"hard", "soft"}, complained, unsubscribed_since_send (null when the subscriber list is not in the
+  database, e.g. an SES contact list), attribution ("status now"),
+  timeline {"bucket": "minute"|"hour", "start", "end", "sent": [{"at", "count", "total"}],
+  "unsubscribed": [...]} (cumulative totals; `at` is the bucket's start), notes ([text]).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+
+from .config import Config
+from .errors import PublisherError
+
+FORMAT = 1
+MINUTE_SPAN = timedelta(hours=3)  # a send shorter than this is charted by minute, a longer one by hour
+SEGMENT_COLUMNS = ("segment", "audience_segment", "audience_filter", "audience_spec", "audience")
+ATTRIBUTION = "status now"
+NO_TRACKING = "No open or click tracking: publisher does not track readers (privacy first)."
+
+
+class NotSent(PublisherError):
+    """The issue (or any issue) has no delivery ledger rows: it was never sent."""
+
+
+@dataclass(frozen=True)
+class Point:
+    at: datetime  # the bucket's start, UTC
+    count: int
+    total: int  # cumulative
+
+
+@dataclass
+class IssueReport:
+    issue: str
+    subject: str
+    segment: str
+    started_at: datetime
+    finished_at: datetime | None
+    recipients: int
+    sent: int
+    failed: int
+    uncertain: int
+    skipped: int
+    pending: int
+    failures: list[tuple[str, int]]
+    skips: list[tuple[str, int]]
+    bounced_hard: int | None
+    bounced_soft: int | None
+    complained: int | None
+    unsubscribed: int | None
+    bucket: str
+    end: datetime
+    sent_timeline: list[Point] = field(default_factory=list)
+    unsubscribed_timeline: list[Point] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        def points(series: list[Point]) -> list[dict[str, Any]]:
+            return [{"at": _iso(p.at), "count": p.count, "total": p.total} for p in series]
+
+        return {
+            "format": FORMAT, "issue": self.issue, "subject": self.subject, "segment": self.segment,
+            "started_at": _iso(self.started_at), "finished_at": _iso(self.finished_at) if self.finished_at else None,
+            "recipients": self.recipients, "sent": self.sent, "failed": self.failed, "uncertain": self.uncertain,
+            "skipped": self.skipped, "pending": self.pending,
+            "failures": [{"reason": r, "count": n} for r, n in self.failures],
+            "skips": [{"reason": r, "count": n} for r, n in self.skips],
+            "bounced": {"hard": self.bounced_hard, "soft": self.bounced_soft}, "complained": self.complained,
+            "unsubscribed_since_send": self.unsubscribed, "attribution": ATTRIBUTION,
+            "timeline": {"bucket": self.bucket, "start": _iso(self.started_at), "end": _iso(self.end),
+                         "sent": points(self.sent_timeline), "unsubscribed": points(self.unsubscribed_timeline)},
+            "notes": list(self.notes),
+        }
+
+    def lines(self, tz: tzinfo | None = None) -> list[str]:
+        """The report as text, for the terminal."""
+        def n(value: int | None) -> str:
+            return "unknown" if value is None else str(value)
+
+        when = _local(self.started_at, tz)
+        done = f", finished {_local(self.finished_at, tz)}" if self.finished_at else ", not finished"
+        out = [f"{self.issue}: {self.subject}", f"  sent to {self.segment}, started {when}{done}",
+               f"  recipients {self.recipients}: {self.sent} sent, {self.failed} failed, {self.uncertain} uncertain, "
+               f"{self.skipped} skipped, {self.pending} pending"]
+        out += [f"    failed ({count}): {reason}" for reason, count in self.failures]
+        out += [f"    skipped ({count}): {reason}" for reason, count in self.skips]
+        out.append(f"  bounced (status now): {n(self.bounced_hard)} hard, {n(self.bounced_soft)} soft; complained "
+                   f"(status now): {n(self.complained)}; unsubscribed since the send: {n(self.unsubscribed)}")
+        out += [f"  note: {note}" for note in self.notes]
+        return out
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _local(value: datetime, tz: tzinfo | None) -> str:
+    return value.astimezone(tz or UTC).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _parse(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@contextlib.contextmanager
+def read_only(path: Path) -> Iterator[sqlite3.Connection]:
+    """The database opened read-only: no write, no migration, no lock is possible through it."""
+    if not path.is_file():
+        raise NotSent("no issue has been sent yet", file=path.name, hint="publisher send SLUG sends one")
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        yield db
+    except sqlite3.DatabaseError as exc:
+        raise PublisherError(f"cannot read the delivery ledger: {exc}", file=path.name) from None
+    finally:
+        db.close()
+
+
+def _tables(db: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def sent_issues(path: Path) -> list[str]:
+    """The slugs the ledger has, most recently started first (empty without a database)."""
+    if not path.is_file():
+        return []
+    with read_only(path) as db:
+        if "issue_sends" not in _tables(db):
+            return []
+        return [r[0] for r in db.execute("SELECT issue FROM issue_sends ORDER BY created_at DESC, rowid DESC")]
+
+
+def issue_report(config: Config, slug: str | None = None) -> IssueReport:
+    """The report of issue `slug` (default: the most recently sent issue) from the newsletter's database."""
+    return report_from(config.root / config.subscribers.database, slug,
+                       subscribers=not config.subscribers.ses_contact_list)
+
+
+def report_from(path: Path, slug: str | None = None, *, subscribers: bool = True) -> IssueReport:
+    """The report from the database at `path`; `subscribers=False` when the subscriber list lives elsewhere (an
+    SES contact list), so a stale local table is not read."""
+    with read_only(path) as db:
+        tables = _tables(db)
+        if not {"issue_sends", "deliveries"} <= tables:
+            raise NotSent("no issue has been sent yet", file=path.name, hint="publisher send SLUG sends one")
+        columns = {r[1] for r in db.execute("PRAGMA table_info(issue_sends)")}
+        segments = [c for c in SEGMENT_COLUMNS if c in columns]
+        picked = ", ".join(segments) or "NULL"
+        query = f"SELECT issue, subject, created_at, finished_at, {picked} FROM issue_sends"
+        row = (db.execute(query + " WHERE issue = ?", (slug,)).fetchone() if slug is not None
+               else db.execute(query + " ORDER BY created_at DESC, rowid DESC LIMIT 1").fetchone())
+        if row is None:
+            raise NotSent(f"{slug} has not been sent" if slug else "no issue has been sent yet",
+                          hint="publisher list shows which issues were sent")
+        issue, subject, created, finished = row[:4]
+        # A text value names the segment (the integer `audience` column is the audience's size).
+        segment = next((v.strip() for v in row[4:] if isinstance(v, str) and v.strip()), "everyone")
+        return _build(db, issue, subject, segment, _parse(created), _parse(finished) if finished else None,
+                      subscribers and "subscribers" in tables)
+
+
+def _build(db: sqlite3.Connection, issue: str, subject: str, segment: str, started: datetime,
+           finished: datetime | None, with_subscribers: bool) -> IssueReport:
+    states = dict(db.execute("SELECT state, count(*) FROM deliveries WHERE issue = ? GROUP BY state", (issue,)))
+
+    def reasons(state: str) -> list[tuple[str, int]]:
+        rows = db.execute("SELECT coalesce(last_error, ''), count(*) AS n FROM deliveries WHERE issue = ? AND "
+                          "state = ? GROUP BY 1 ORDER BY n DESC, 1", (issue, state))
+        return [(reason or "(no reason recorded)", n) for reason, n in rows]
+
+    sent_at = [_parse(r[0]) for r in db.execute(
+        "SELECT changed_at FROM deliveries WHERE issue = ? AND state = 'sent' ORDER BY changed_at", (issue,))]
+    notes = ["Bounces and complaints are the recipients' status now: SES events are not recorded per message, so "
+             "one caused by a later issue counts here too.",
+             "Unsubscribe times are each subscriber record's last change (the database keeps no separate time of "
+             "the status change).", NO_TRACKING]
+    hard = soft = complained = None
+    unsub_at: list[datetime] = []
+    if with_subscribers:
+        stamp = _iso(started)
+        hard, soft, complained = db.execute(
+            "SELECT count(*) FILTER (WHERE s.status = 'bounced'), "
+            "count(*) FILTER (WHERE s.soft_bounces > 0 AND s.status = 'active' AND s.changed_at >= ?), "
+            "count(*) FILTER (WHERE s.status = 'complained') "
+            "FROM deliveries d JOIN subscribers s ON s.email = d.email WHERE d.issue = ? AND d.state = 'sent'",
+            (stamp, issue)).fetchone()
+        unsub_at = [_parse(r[0]) for r in db.execute(
+            "SELECT s.changed_at FROM deliveries d JOIN subscribers s ON s.email = d.email WHERE d.issue = ? "
+            "AND s.status = 'unsubscribed' AND s.changed_at >= ? ORDER BY s.changed_at", (issue, stamp))]
+    else:
+        notes.insert(0, "The subscriber list is not in this database (an SES contact list?): bounces, complaints "
+                        "and unsubscribes are unknown.")
+    last = max([started, *sent_at[-1:], *unsub_at[-1:]])
+    bucket = "minute" if last - started <= MINUTE_SPAN else "hour"
+    end = _floor(last, bucket) + (timedelta(minutes=1) if bucket == "minute" else timedelta(hours=1))
+    return IssueReport(
+        issue=issue, subject=subject, segment=segment, started_at=started, finished_at=finished,
+        recipients=sum(states.values()), sent=states.get("sent", 0), failed=states.get("failed", 0),
+        uncertain=states.get("sending", 0), skipped=states.get("skipped", 0), pending=states.get("pending", 0),
+        failures=reasons("failed"), skips=reasons("skipped"), bounced_hard=hard, bounced_soft=soft,
+        complained=complained, unsubscribed=len(unsub_at) if with_subscribers else None, bucket=bucket, end=end,
+        sent_timeline=_timeline(sent_at, bucket), unsubscribed_timeline=_timeline(unsub_at, bucket), notes=notes)
+
+
+def _floor(value: datetime, bucket: str) -> datetime:
+    value = value.astimezone(UTC).replace(second=0, microsecond=0)
+    return value if bucket == "minute" else value.replace(minute=0)
+
+
+def _timeline(times: list[datetime], bucket: str) -> list[Point]:
+    """Events per bucket with the running total (buckets without events are left out)."""
+    counts: dict[datetime, int] = {}
+    for t in times:
+        key = _floor(t, bucket)
+        counts[key] = counts.get(key, 0) + 1
+    total, out = 0, []
+    for at in sorted(counts):
+        total += counts[at]
+        out.append(Point(at, counts[at], total))
+    return out
+
+
+# ---- HTML ----
+
+# One page, no script, nothing fetched: it works saved to disk and offline. Autoescaped (subjects and failure
+# reasons come from the ledger). The charts are step lines of cumulative totals drawn from `_chart`'s geometry.
+TEMPLATE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
+<title>Report: {{ r.subject }}{% if title %} · {{ title }}{% endif %}</title>
+<style>
+:root { --fg: #1f2328; --bg: #fff; --muted: #59636e; --line: #d1d9e0; --sent: #1a7f37; --unsub: #bc4c00; }
+@media (prefers-color-scheme: dark) {
+  :root { --fg: #e6edf3; --bg: #0d1117; --muted: #9198a1; --line: #3d444d; --sent: #3fb950; --unsub: #f0883e; }
+}
+body { color: var(--fg); background: var(--bg); margin: 0 auto; max-width: 760px; padding: 16px 20px;
+       font: 15px/1.5 -apple-system, "Segoe UI", "PingFang SC", "Noto Sans CJK SC", sans-serif; }
+table { border-collapse: collapse; margin: 8px 0 20px; min-width: 50%; }
+caption { text-align: left; font-weight: 600; padding: 4px 0; }
+th, td { border-bottom: 1px solid var(--line); padding: 4px 10px 4px 0; text-align: left; vertical-align: top; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.muted, figcaption { color: var(--muted); }
+figure { margin: 0 0 20px; } svg { max-width: 100%; height: auto; }
+svg text { fill: var(--muted); font-size: 11px; } svg .axis { stroke: var(--line); }
+svg .sent { stroke: var(--sent); } svg .unsub { stroke: var(--unsub); }
+</style>
+</head>
+<body>
+<main>
+<h1 lang="{{ language }}">{{ r.subject }}</h1>
+<p class="muted">Issue <code>{{ r.issue }}</code>{% if title %} of <span lang="{{ language }}">{{ title }}</span>
+{% endif %}, sent to {{ r.segment }}; started {{ r.started_at | local }},
+{% if r.finished_at %}finished {{ r.finished_at | local }}{% else %}not finished{% endif %}.</p>
+<p id="no-tracking">{{ no_tracking }}</p>
+<table id="deliveries">
+<caption>Deliveries ({{ r.recipients }} recipients)</caption>
+<thead><tr><th scope="col">State</th><th scope="col">Recipients</th></tr></thead>
+<tbody>
+{% for label, value in [("Sent", r.sent), ("Failed", r.failed), ("Uncertain (may have gone out)", r.uncertain),
+                        ("Skipped", r.skipped), ("Pending", r.pending)] %}
+<tr><th scope="row">{{ label }}</th><td class="n">{{ value }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+{% for heading, rows in [("Why deliveries failed", r.failures), ("Why recipients were skipped", r.skips)] %}
+{% if rows %}
+<table>
+<caption>{{ heading }}</caption>
+<thead><tr><th scope="col">Reason</th><th scope="col">Recipients</th></tr></thead>
+<tbody>
+{% for reason, count in rows %}<tr><td>{{ reason }}</td><td class="n">{{ count }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+{% endif %}
+{% endfor %}
+<table id="afterwards">
+<caption>Since the send (status now)</caption>
+<thead><tr><th scope="col">Among the recipients</th><th scope="col">Recipients</th></tr></thead>
+<tbody>
+{% for label, value in [("Hard bounced", r.bounced_hard), ("Soft bounced", r.bounced_soft),
+                        ("Complained (marked as spam)", r.complained), ("Unsubscribed", r.unsubscribed)] %}
+<tr><th scope="row">{{ label }}</th><td class="n">{{ "unknown" if value is none else value }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+{% macro chart(id, c, series, css, what) %}
+<figure>
+<svg id="{{ id }}" role="img" aria-labelledby="{{ id }}-title {{ id }}-desc" viewBox="0 0 {{ c.width }} {{ c.height }}"
+     width="{{ c.width }}" height="{{ c.height }}" xmlns="http://www.w3.org/2000/svg">
+<title id="{{ id }}-title">{{ what }} over time, cumulative, by {{ r.bucket }}</title>
+<desc id="{{ id }}-desc">{{ what }}, running total:
+{% for p in series %} {{ p.total }} by {{ p.at | local }}{{ ";" if not loop.last else "." }}{% else %} none.{% endfor %}
+</desc>
+<line class="axis" x1="{{ c.left }}" y1="{{ c.base }}" x2="{{ c.right }}" y2="{{ c.base }}"/>
+<line class="axis" x1="{{ c.left }}" y1="{{ c.top }}" x2="{{ c.left }}" y2="{{ c.base }}"/>
+<text x="{{ c.left - 6 }}" y="{{ c.top + 4 }}" text-anchor="end">{{ c.peak }}</text>
+<text x="{{ c.left - 6 }}" y="{{ c.base }}" text-anchor="end">0</text>
+<text x="{{ c.left }}" y="{{ c.height - 8 }}">{{ start | local }}</text>
+<text x="{{ c.right }}" y="{{ c.height - 8 }}" text-anchor="end">{{ r.end | local }}</text>
+<polyline class="{{ css }}" fill="none" stroke-width="2" points="{{ c.points }}"/>
+</svg>
+<figcaption>{{ what }}: {{ series[-1].total if series else 0 }} in all.</figcaption>
+</figure>
+{% endmacro %}
+<h2>Over time</h2>
+{{ chart("sent-chart", sent_chart, r.sent_timeline, "sent", "Messages sent") }}
+{{ chart("unsubscribed-chart", unsub_chart, r.unsubscribed_timeline, "unsub", "Recipients who unsubscribed") }}
+<h2>Notes</h2>
+<ul>{% for note in r.notes if note != no_tracking %}<li>{{ note }}</li>{% endfor %}</ul>
+</main>
+</body>
+</html>
+"""
+
+def _chart(report: IssueReport, series: list[Point], width: int = 640, height: int = 180) -> dict[str, Any]:
+    """Geometry of one step chart of a cumulative series (x: time from the send's start, y: total)."""
+    left, right, top, bottom = 48, 12, 12, 28
+    start = _floor(report.started_at, report.bucket)
+    span = max((report.end - start).total_seconds(), 1.0)
+    peak = max([p.total for p in series] + [1])
+
+    def x(at: datetime) -> float:
+        return round(left + (at - start).total_seconds() / span * (width - left - right), 1)
+
+    def y(total: int) -> float:
+        return round(height - bottom - total / peak * (height - top - bottom), 1)
+
+    points, before = [(float(left), y(0))], 0
+    for p in series:
+        points += [(x(p.at), y(before)), (x(p.at), y(p.total))]
+        before = p.total
+    points.append((float(width - right), y(before)))
+    return {"width": width, "height": height, "left": left, "right": width - right, "top": top,
+            "base": height - bottom, "peak": peak, "points": " ".join(f"{a},{b}" for a, b in points)}
+
+
+def render_html(report: IssueReport, *, title: str = "", tz: tzinfo | None = None, language: str = "en") -> str:
+    """The report as one self-contained page (inline CSS and SVG, no script, no external request)."""
+    import jinja2
+
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True)
+    env.filters["local"] = lambda value: _local(value, tz)
+    template = env.from_string(TEMPLATE)
+    return template.render(r=report, title=title, language=language or "en", no_tracking=NO_TRACKING,
+                           sent_chart=_chart(report, report.sent_timeline),
+                           unsub_chart=_chart(report, report.unsubscribed_timeline),
+                           start=_floor(report.started_at, report.bucket))
+
+
+def html_page(config: Config, report: IssueReport) -> str:
+    """The report page as `publisher report --html` writes it and the preview serves it."""
+    return render_html(report, title=config.site.title, tz=config.site.timezone, language=config.site.language)
