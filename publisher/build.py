@@ -275,7 +275,7 @@ def _build(config: Config, output: Path, folder: Path, last: manifest.Record | N
     left_out = [i for i in everything if id(i) not in chosen]
     result = BuildResult(output=output, issues=issues,
                          drafts_left_out=sum(1 for i in left_out if i.draft),
-                         scheduled_left_out=sum(1 for i in left_out if not i.draft))
+                         scheduled_left_out=sum(1 for i in left_out if not i.draft and not i.send_only))
     manifest.forget(folder)  # from here on, the record no longer describes output
     write_tree(tree, output, result, last)
     result.cache_misses, result.parallel_renders = cache.misses, cache.parallel_renders

@@ -544,15 +544,56 @@ def subscribers_import(ctx: click.Context, file: Path, status: str, reactivate: 
 
 
 @subscribers.command("export")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--status", type=click.Choice(["active", "unconfirmed", "unsubscribed", "bounced", "complained"]))
+@click.argument("target", metavar="FILE|ADDRESS")
+@click.option("--status", type=click.Choice(["active", "unconfirmed", "unsubscribed", "bounced", "complained"]),
+              help="Only subscribers with this status (CSV export only).")
 @click.pass_context
-def subscribers_export(ctx: click.Context, file: Path, status: str | None) -> None:
-    """Export subscribers to a CSV file (the import format)."""
+def subscribers_export(ctx: click.Context, target: str, status: str | None) -> None:
+    """Export subscribers to a CSV file FILE (the import format), or print as JSON all we hold about one
+    person, ADDRESS (their record, tags, soft bounces, pending confirmation, deliveries, outbox files).
+
+    The argument is an ADDRESS when it has one @ with a dot in the part after it, no path separator, and does
+    not end in .csv; anything else is a FILE (write ./name@example.com as a path to export to such a file)."""
+    from .privacy import looks_like_address
+
+    if looks_like_address(target):
+        import json
+
+        from .config import load_config
+        from .privacy import export_person
+
+        if status:
+            raise click.UsageError("--status applies to a CSV export, not to one person's")
+        data = export_person(load_config(_root(ctx.find_root())), target)
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
     from .subscribers import write_csv
 
+    file = Path(target)
+    if file.is_dir():
+        raise click.UsageError(f"{target} is a folder; give a file name, e.g. {file / 'subscribers.csv'}")
     count = write_csv(_store(ctx).iter(status), file)
     click.echo(f"Exported {plural(count, 'subscriber')} to {file}.")
+
+
+@subscribers.command("forget")
+@click.argument("address")
+@click.pass_context
+def subscribers_forget(ctx: click.Context, address: str) -> None:
+    """Erase ADDRESS from the newsletter folder (right to erasure): their subscriber record (or SES contact),
+    their outbox messages and any note naming them; their delivery rows stay, made anonymous, so counts hold
+    and they never get an issue twice. Exits 1 when the address is found nowhere."""
+    from .config import load_config
+    from .privacy import forget
+
+    report = forget(load_config(_root(ctx.find_root())), address)
+    click.echo(f"Forgot {report.address}:")
+    for line in report.lines():
+        click.echo(f"  {line}")
+    if not report.keyed:
+        click.echo("  (PUBLISHER_SECRET is not set: the anonymous rows hold a plain hash of the address)")
+    for warning in report.warnings:
+        log.warning("%s", warning)
 
 
 # ---- sending ----
@@ -639,10 +680,14 @@ def import_command(ctx: click.Context, source: str, path: str, dry_run: bool, ma
 @click.option("--limit", type=click.IntRange(min=1), help="Send to at most N subscribers (a warm-up).")
 @click.option("--resend-uncertain", is_flag=True, help="Send again the messages an interrupted run may have sent.")
 @click.option("--mark-uncertain-sent", is_flag=True, help="Count those messages as sent instead.")
+@click.option("--segment", metavar="EXPR",
+              help="Send to this segment instead of the issue's audience: tags as YAML flow text, e.g. paid, "
+                   "'[paid, vip]' or '{any: [zh, en], all: [x], not: [paused]}'.")
 @click.pass_context
 def send_command(ctx: click.Context, slug: str, test_to: str | None, dry_run: bool, limit: int | None,
-                 resend_uncertain: bool, mark_uncertain_sent: bool) -> None:
-    """Send issue SLUG to every active subscriber who has not had it yet (resumes where it stopped)."""
+                 resend_uncertain: bool, mark_uncertain_sent: bool, segment: str | None) -> None:
+    """Send issue SLUG to every active subscriber in its audience who has not had it yet (resumes where it
+    stopped)."""
     from .config import load_config
     from .sending import send_issue
 
@@ -656,11 +701,12 @@ def send_command(ctx: click.Context, slug: str, test_to: str | None, dry_run: bo
     with lock, progress_bar("Sending") as progress:
         report = send_issue(config, slug, limit=limit, dry_run=dry_run, test_to=test_to, now=clock.now(),
                             resend_uncertain=resend_uncertain, mark_uncertain_sent=mark_uncertain_sent,
-                            progress=progress)
+                            progress=progress, segment=segment)
     if test_to:
         click.echo(f"Sent a test copy of {slug} to {test_to} through {config.email.transport}.")
         return
     if dry_run:
+        click.echo(report.segment_line)
         click.echo(f"Dry run: {slug} would go to {report.remaining} of {report.audience} subscribers "
                    f"({report.already_sent} already have it) through {config.email.transport}.")
         for headers in report.preview:

@@ -25,6 +25,7 @@ import frontmatter
 import yaml
 
 from . import markdown
+from .audience import Audience, AudienceError, parse_audience
 from .config import Config
 from .errors import Problem, PublisherError, relpath
 from .files import walk_files
@@ -53,6 +54,11 @@ class Issue:
     tags: tuple[str, ...] = ()
     draft: bool = False
     send: bool = True
+    # `send_only: true`: emailed, never on the web (no page, tag page, sitemap entry, feed item or search hit).
+    send_only: bool = False
+    # Who gets it by tags (audience.py), as the canonical text of an `Audience` (a plain string keeps issues
+    # cacheable, see cache._CODECS); None: every active subscriber. `Issue.segment` gives the model.
+    audience: str | None = None
     subject: str | None = None
     preheader: str | None = None
     image: str | None = None
@@ -76,7 +82,11 @@ class Issue:
         return self.date > now
 
     def is_public(self, now: datetime) -> bool:
-        return not self.draft and not self.is_future(now)
+        return not self.draft and not self.send_only and not self.is_future(now)
+
+    @property
+    def segment(self) -> Audience | None:
+        return Audience.from_key(self.audience) if self.audience is not None else None
 
 
 # ---- YAML: dates stay strings so that one parser (ours) reads every date form and names bad ones ----
@@ -215,6 +225,14 @@ def _string_list(example: str) -> Callable[[Any, _Context], tuple[str, ...]]:
     return parse
 
 
+def _audience(value: Any, _: _Context) -> str:
+    """`audience:` (see audience.py for the grammar), kept as the audience's canonical text."""
+    try:
+        return parse_audience(value).key()
+    except AudienceError as exc:
+        raise _FieldError(str(exc), exc.hint) from None
+
+
 # C0 controls, DEL and backslashes: a browser drops or rewrites them (`\x01javascript:` runs as javascript:,
 # `\\host` goes to another host), so a check of the scheme alone can be walked around.
 _URL_TRICKS = re.compile(r"[\x00-\x1f\x7f\\]")
@@ -261,6 +279,8 @@ FIELDS: dict[str, tuple[str, Callable[[Any, _Context], Any]]] = {
     "tags": ("tags", _string_list("tags: [大模型, Agents]")),
     "draft": ("draft", _bool),
     "send": ("send", _bool),
+    "send_only": ("send_only", _bool),
+    "audience": ("audience", _audience),
     "subject": ("subject", _text),
     "preheader": ("preheader", _text),
     "image": ("image", _image),
@@ -362,6 +382,10 @@ def parse_issue(raw: bytes, *, file: Path, content_dir: Path, shown: Path, timez
             values[attr] = parse(value, ctx)
         except _FieldError as exc:
             problems.append(Problem(str(exc), file=shown, field=key, line=_key_line(fm_text, key), hint=exc.hint))
+    if values.get("send_only") and values.get("send") is False:
+        problems.append(Problem("`send_only: true` with `send: false` would neither publish nor email the issue",
+                                file=shown, field="send_only", line=_key_line(fm_text, "send_only"),
+                                hint="keep one of them (a draft is `draft: true`)"))
     for key in REQUIRED:
         if key not in meta:
             problems.append(Problem("is missing", file=shown, field=key, line=1,
@@ -586,8 +610,11 @@ def find_issue(issues: Sequence[Issue], slug: str) -> Issue:
 
 
 def select(issues: Iterable[Issue], now: datetime, *, drafts: bool = False, future: bool = False) -> list[Issue]:
-    """The issues a build includes: public ones, plus drafts and scheduled ones when asked."""
-    return [i for i in issues if (drafts or not i.draft) and (future or not i.is_future(now))]
+    """The issues a build includes: public ones, plus drafts and scheduled ones when asked; never email-only
+    ones."""
+    # An email-only issue (`send_only: true`) is never part of a build, not even a preview: nothing of it may
+    # reach dist/ (pages, tag pages, sitemap, feeds, search).
+    return [i for i in issues if (drafts or not i.draft) and (future or not i.is_future(now)) and not i.send_only]
 
 
 _TAG_SEPARATORS = re.compile(r"[^\w]+")

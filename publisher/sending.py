@@ -14,6 +14,14 @@ a transport error is retried, failed or held as uncertain by its kind (see trans
 unavailable (no connection, a full disk) is nobody's failure: the whole loop pauses, and stops with the rest
 pending if it stays down.
 
+An issue's audience may be a segment of the list (frontmatter `audience:`, or `send --segment`; see audience.py):
+the snapshot then takes only the active subscribers whose tags match, in SQL for the SQLite store and through
+the same model's Python matcher for another store. The audience is recorded with the snapshot, and a later run
+with another audience is refused rather than mixing two lists in one send.
+
+A person forgotten since (privacy.py) has anonymous rows; a recipient whose address hashes to one of the
+issue's forgotten rows is skipped, so subscribing again never brings an issue twice.
+
 Unlike listmonk, there is one rate limiter for all workers (the real rate never exceeds `email.rate`), and the
 cursor advances per message after the provider accepted it, not per fetched batch.
 """
@@ -33,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from . import clock as clock_mod
-from . import markdown
+from . import markdown, privacy
+from .audience import Audience, describe, key_of, parse_segment
 from .config import Config
 from .content import find_issue, load_issues
 from .emails import MessageFactory, Recipient, RenderedEmail, as_test_copy, render_email, sender_of
@@ -77,6 +86,15 @@ LEDGER_TABLES = (
         UNIQUE (issue, email)
     )""",
     "CREATE INDEX deliveries_work ON deliveries (issue, state, id)",
+)
+# The audience of each send, in a table of its own (not a column of issue_sends): a ledger made before segments
+# needs no migration, and a send without a row here was to everyone.
+SEGMENTS_VERSION = 1
+SEGMENT_TABLES = (
+    """CREATE TABLE issue_audiences (
+        issue TEXT PRIMARY KEY REFERENCES issue_sends (issue),
+        audience TEXT NOT NULL  -- Audience.key(); '' for everyone
+    )""",
 )
 MAX_ATTEMPTS = 8
 BATCH = 256
@@ -135,10 +153,18 @@ class SendReport:
     stopped: str | None = None
     dry_run: bool = False
     preview: list[str] = field(default_factory=list)
+    segment: str = "everyone"  # who the audience is, in words (audience.describe)
+    selected: int = 0  # --dry-run: the active subscribers the audience selects now
+    active: int = 0  # --dry-run: all active subscribers now
 
     @property
     def rate(self) -> float:
         return self.sent / self.seconds if self.seconds else 0.0
+
+    @property
+    def segment_line(self) -> str:
+        """E.g. "audience: any of zh, en, none of paused: 4,120 of 10,000 active subscribers"."""
+        return f"audience: {self.segment}: {self.selected:,} of {self.active:,} active subscribers"
 
 
 Progress = Callable[[int, int], None]
@@ -153,6 +179,7 @@ class Ledger:
         self.path = path
         self.lock = threading.Lock()
         migrate(db, "ledger", LEDGER_VERSION, LEDGER_TABLES)
+        migrate(db, "segments", SEGMENTS_VERSION, SEGMENT_TABLES)
 
     def _execute(self, sql: str, args: tuple[object, ...] = ()) -> int:
         """A write; returns the number of rows it changed."""
@@ -167,19 +194,28 @@ class Ledger:
     def started(self, issue: str) -> bool:
         return bool(self._query("SELECT 1 FROM issue_sends WHERE issue = ?", (issue,)))
 
-    def snapshot(self, issue: str, subject: str, store: Store) -> int:
-        """Write a pending row for every active subscriber, atomically; returns the audience size."""
+    def audience_key(self, issue: str) -> str:
+        """The audience a started send was snapshot with (Audience.key(); '' for everyone)."""
+        rows = self._query("SELECT audience FROM issue_audiences WHERE issue = ?", (issue,))
+        return str(rows[0][0]) if rows else ""
+
+    def snapshot(self, issue: str, subject: str, store: Store, audience: Audience | None = None) -> int:
+        """Write a pending row for every active subscriber in `audience` (None: everyone), atomically; returns
+        the audience size."""
         stamp = now_text()
         with self.lock, write_transaction(self.db):
             self.db.execute("INSERT INTO issue_sends (issue, subject, audience, created_at) VALUES (?, ?, 0, ?)",
                             (issue, subject, stamp))
+            self.db.execute("INSERT INTO issue_audiences (issue, audience) VALUES (?, ?)", (issue, key_of(audience)))
             if isinstance(store, SqliteStore) and store.path.resolve() == self.path.resolve():
+                where, args = audience.sql("subscribers.tags") if audience else ("1", [])
                 self.db.execute(
                     "INSERT INTO deliveries (issue, email, name, state, created_at, changed_at) "
-                    "SELECT ?, email, name, 'pending', ?, ? FROM subscribers WHERE status = 'active' ORDER BY id",
-                    (issue, stamp, stamp))
-            else:  # another store: stream it in
-                rows = ((issue, s.email, s.name, stamp, stamp) for s in store.iter("active"))
+                    f"SELECT ?, email, name, 'pending', ?, ? FROM subscribers WHERE status = 'active' AND ({where}) "
+                    "ORDER BY id", (issue, stamp, stamp, *args))
+            else:  # another store: stream it in, through the same audience's Python matcher
+                rows = ((issue, s.email, s.name, stamp, stamp) for s in store.iter("active")
+                        if audience is None or audience.matches(s.tags))
                 self.db.executemany("INSERT OR IGNORE INTO deliveries (issue, email, name, state, created_at, "
                                     "changed_at) VALUES (?, ?, ?, 'pending', ?, ?)", rows)
             audience = self.db.execute("SELECT count(*) FROM deliveries WHERE issue = ?", (issue,)).fetchone()[0]
@@ -233,6 +269,10 @@ class Ledger:
         process took the row meanwhile."""
         return self._execute("UPDATE deliveries SET state = 'failed', last_error = ?, changed_at = ? "
                              "WHERE id = ? AND state = 'pending'", (error, now_text(), row)) == 1
+
+    def forgotten(self, issue: str) -> set[str]:
+        with self.lock:
+            return privacy.forgotten_rows(self.db, issue)
 
     def finish(self, issue: str) -> None:
         self._execute("UPDATE issue_sends SET finished_at = ? WHERE issue = ? AND finished_at IS NULL",
@@ -448,6 +488,8 @@ class SendLoop:
 
     def _rows(self) -> Iterator[_Job]:
         after = 0
+        # Hashes are computed only when the issue has forgotten rows (nearly never): see privacy.py.
+        forgotten = self.ledger.forgotten(self.slug)
         while True:
             batch = self.ledger.pending(self.slug, after, self.join_status)
             if not batch:
@@ -457,6 +499,9 @@ class SendLoop:
                 if status != "active":  # unsubscribed, bounced or complained since the audience was taken
                     self.ledger.mark(row, "skipped", last_error=f"subscriber is {status or 'gone'}")
                     continue
+                if privacy.was_forgotten(email, forgotten, self.factory.secret):
+                    self.ledger.mark(row, "skipped", last_error="had this issue before being forgotten")
+                    continue
                 yield _Job(row, email, name, attempts)
 
 
@@ -465,8 +510,12 @@ def send_issue(config: Config, slug: str, *, transport: Transport | None = None,
                resend_uncertain: bool = False, mark_uncertain_sent: bool = False, now: datetime | None = None,
                clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
                progress: Progress | None = None, secret: bytes | None = None,
-               stop: threading.Event | None = None) -> SendReport:
-    """Send issue `slug` to every active subscriber who has not had it yet."""
+               stop: threading.Event | None = None, segment: str | Audience | None = None) -> SendReport:
+    """Send issue `slug` to every active subscriber in its audience who has not had it yet.
+
+    `segment` (an Audience, or its YAML flow text as `send --segment` takes it) overrides the issue's
+    `audience:` for this send. A send that has started keeps the audience it started with: another one is
+    refused."""
     started = clock()
     now = now or clock_mod.now()
     issues = load_issues(config)
@@ -483,6 +532,8 @@ def send_issue(config: Config, slug: str, *, transport: Transport | None = None,
                             pages={str(i.path): i.url_path for i in issues})
     factory = MessageFactory(rendered, sender_of(config), secret or secret_from_env(), date=now)
     report = SendReport(issue=slug, dry_run=dry_run)
+    audience = parse_segment(segment) if isinstance(segment, str) else segment if segment else issue.segment
+    report.segment = describe(audience)
     store = store or open_store(config)
     if test_to is not None:
         from .subscribers import normalize_email
@@ -512,16 +563,19 @@ def send_issue(config: Config, slug: str, *, transport: Transport | None = None,
     db = connect(path)
     try:
         ledger = Ledger(db, path)
+        if ledger.started(slug):
+            _same_audience(ledger, slug, audience)
         if dry_run:
-            counts = ledger.counts(slug) if ledger.started(slug) else {"pending": store.count("active")}
+            report.selected, report.active = count_audience(store, audience)
+            counts = ledger.counts(slug) if ledger.started(slug) else {"pending": report.selected}
             report.audience = sum(counts.values())
             report.remaining = counts.get("pending", 0)
             report.already_sent = counts.get("sent", 0)
-            report.preview = _preview(factory, store, ledger, slug)
+            report.preview = _preview(factory, store, ledger, slug, audience)
             report.seconds = clock() - started
             return report
         if not ledger.started(slug):
-            ledger.snapshot(slug, rendered.subject, store)
+            ledger.snapshot(slug, rendered.subject, store, audience)
         uncertain = ledger.counts(slug).get("sending", 0)
         if uncertain:
             if resend_uncertain:
@@ -557,7 +611,35 @@ def send_issue(config: Config, slug: str, *, transport: Transport | None = None,
     return report
 
 
-def _preview(factory: MessageFactory, store: Store, ledger: Ledger, slug: str, n: int = 3) -> list[str]:
+def _same_audience(ledger: Ledger, slug: str, audience: Audience | None) -> None:
+    """Refuses to go on with a started send under another audience: its snapshot is the one list it sends to."""
+    started_with = ledger.audience_key(slug)
+    if started_with == key_of(audience):
+        return
+    before = Audience.from_key(started_with) if started_with else None
+    again = f"--segment '{started_with}'" if started_with else "the audience removed (no --segment, no audience:)"
+    raise PublisherError(f"the send of {slug} started with the audience {describe(before)}, and this run asks for "
+                         f"{describe(audience)}", field="audience",
+                         hint=f"finish that send first: run it again with {again}; a started send never mixes "
+                              "two audiences")
+
+
+def count_audience(store: Store, audience: Audience | None) -> tuple[int, int]:
+    """(active subscribers the audience selects, all active subscribers): counted in SQL for the SQLite store,
+    with the audience's Python matcher for another."""
+    active = store.count("active")
+    if audience is None:
+        return active, active
+    if isinstance(store, SqliteStore):
+        where, args = audience.sql("subscribers.tags")
+        row = store.db.execute(f"SELECT count(*) FROM subscribers WHERE status = 'active' AND ({where})",
+                               args).fetchone()
+        return int(row[0]), active
+    return sum(1 for s in store.iter("active") if audience.matches(s.tags)), active
+
+
+def _preview(factory: MessageFactory, store: Store, ledger: Ledger, slug: str, audience: Audience | None = None,
+             n: int = 3) -> list[str]:
     """The headers of the first messages, for --dry-run."""
     from email import message_from_bytes, policy
 
@@ -567,6 +649,8 @@ def _preview(factory: MessageFactory, store: Store, ledger: Ledger, slug: str, n
     else:
         people = []
         for subscriber in store.iter("active"):
+            if audience is not None and not audience.matches(subscriber.tags):
+                continue
             people.append(Recipient(subscriber.email, subscriber.name))
             if len(people) >= n:
                 break

@@ -290,6 +290,15 @@ class SesContactStore:
         self._ensure_list()
         return self._call("delete_contact", missing_ok=True, EmailAddress=email) is not None
 
+    def soft_bounces(self, email: str) -> int:
+        """The soft bounces counted for `email` (0 for an unknown address); for `subscribers export ADDRESS`."""
+        self._ensure_list()
+        contact = self._contact(email)
+        try:
+            return int(_attributes(contact).get("soft_bounces") or 0) if contact else 0
+        except (TypeError, ValueError):  # someone else's attribute of that name
+            return 0
+
     def _pages(self) -> Iterator[list[dict[str, Any]]]:
         """The list's contacts (without their attributes), one page at a time."""
         # No server-side Filter: it can only filter on topic preferences, which the pre-check in iter() does

@@ -342,6 +342,12 @@ class SqliteStore:
     def forget(self, email: str) -> bool:
         return self.db.execute("DELETE FROM subscribers WHERE email = ?", (email,)).rowcount > 0
 
+    def soft_bounces(self, email: str) -> int:
+        """The soft bounces counted for `email` (0 for an unknown address); for `subscribers export ADDRESS`."""
+        with database_errors(self.path, self.description):
+            row = self.db.execute("SELECT soft_bounces FROM subscribers WHERE email = ?", (email,)).fetchone()
+        return int(row[0]) if row else 0
+
     def iter(self, status: str | None = None) -> Iterator[Subscriber]:
         """Streams in id order, a page at a time: memory stays flat for any list size."""
         last = 0
