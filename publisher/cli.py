@@ -634,7 +634,7 @@ def import_command(ctx: click.Context, source: str, path: str, dry_run: bool, ma
     if hasattr(module, "read_posts"):
         from .config import load_config
 
-        issues = writer.IssueReport(source=path, dry_run=dry_run)
+        issues = writer.IssueReport(source=path, dry_run=dry_run, unit="page" if source == "feed" else "file")
         if source == "feed":
             posts = module.read_posts(path, issues)
         else:

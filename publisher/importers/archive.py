@@ -10,9 +10,10 @@ import io
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 from ..errors import Problem, PublisherError
-from .writer import Imported
+from .writer import Imported, IssueReport
 
 MAX_MEMBER_BYTES = 512 * 1024 * 1024  # a zip member's declared size beyond this is refused
 MAX_TOTAL_BYTES = 2 * 1024 * 1024 * 1024
@@ -106,3 +107,29 @@ def flag(imported: Imported, name: str, line: int, row: Mapping[str, str], colum
                                          field=column))
         return None
     return value == "true"
+
+
+def old_base(old_url: str | None, report: IssueReport) -> str | None:
+    """`--old-url` without its trailing slash, checked to be http(s); None (and a note) when not given."""
+    if not old_url:
+        report.notes.append("no --old-url: issues get no `source` link to their old address")
+        return None
+    parts = urlsplit(old_url.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise PublisherError(f"--old-url {old_url!r} is not an http(s) address",
+                             hint="give the newsletter's old address, e.g. https://name.substack.com")
+    return old_url.strip().rstrip("/")
+
+
+def top_level(name: str, wanted: str) -> bool:
+    """True when the member `name` is `wanted` at the export's top, or inside one top-level folder (as an unzipped
+    and re-zipped export is)."""
+    parts = PurePosixPath(name).parts
+    return parts[-len(PurePosixPath(wanted).parts):] == PurePosixPath(wanted).parts and \
+        len(parts) <= len(PurePosixPath(wanted).parts) + 1
+
+
+def refuse_non_zip(path: Path, hint: str) -> None:
+    """A `.zip` that is not one (a truncated download, an HTML error page) is an error, not an empty export."""
+    if path.is_file() and path.suffix.lower() == ".zip" and not zipfile.is_zipfile(path):
+        raise PublisherError("is not a zip archive (damaged, or not the export)", file=path.name, hint=hint)

@@ -5,11 +5,13 @@ HTML goes through here; a source cleans its own editor's quirks (cards, captions
 
 from __future__ import annotations
 
+import html as htmllib
+import json
 import re
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from bs4 import BeautifulSoup
+from bs4 import BeautifulSoup, Tag
 from markdownify import ATX, MarkdownConverter
 
 
@@ -18,6 +20,55 @@ def plain(html: str) -> str:
     if "<" not in html and "&" not in html:
         return " ".join(html.split())
     return " ".join(BeautifulSoup(html, "html.parser").get_text(" ").split())
+
+
+# ---- editor HTML: what the platform readers share to clean their editors' markup before conversion
+
+
+def data_attrs(el: Tag) -> dict[str, Any]:
+    """An editor's `data-attrs` JSON, or {} when it is missing or not a JSON object."""
+    raw = el.get("data-attrs")
+    if not isinstance(raw, str):
+        return {}
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def string(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def replace_with_html(soup: BeautifulSoup, el: Tag, markup: str) -> None:
+    """Put `markup` (HTML built here, with every export value escaped) where `el` was."""
+    fragment = BeautifulSoup(markup, "html.parser")
+    el.replace_with(*list(fragment.contents) or [""])
+
+
+def link_html(url: str, text: str) -> str:
+    return f'<p><a href="{htmllib.escape(url)}">{htmllib.escape(text or url)}</a></p>'
+
+
+def unwrap_figure(soup: BeautifulSoup, figure: Tag, image_url: Any = None) -> None:
+    """A figure with images and a caption -> each image in its own paragraph (alt = the caption when it had none)
+    and the caption as an italic paragraph below; the link around an image (to its full size) is dropped."""
+    caption_el = figure.find("figcaption")
+    caption = caption_el.decode_contents().strip() if isinstance(caption_el, Tag) else ""
+    caption_text = " ".join(caption_el.get_text(" ").split()) if isinstance(caption_el, Tag) else ""
+    parts = []
+    for img in figure.find_all("img"):
+        src = string(img.get("src"))
+        if image_url is not None:
+            src = image_url(src)
+        if not src:
+            continue
+        alt = string(img.get("alt")) or caption_text
+        parts.append(f'<p><img src="{htmllib.escape(src)}" alt="{htmllib.escape(alt)}"></p>')
+    if caption:
+        parts.append(f"<p><em>{caption}</em></p>")
+    replace_with_html(soup, figure, "".join(parts))
 
 
 _YOUTUBE_EMBED = re.compile(r"^https?://(?:www\.)?youtube(?:-nocookie)?\.com/embed/([\w-]+)")

@@ -41,6 +41,7 @@ from .convert import html_to_markdown, plain
 from .images import ImageCopier, remote_images, rewrite
 
 MAX_SLUG = 60
+SHOWN_PAGES = 5  # of the pages or files read, named in the report (an export has one per post)
 Progress = Callable[[int, int], None]
 
 
@@ -64,6 +65,7 @@ class Post:
     summary: str = ""  # a summary as plain text (a subtitle), written as it is
     subject: str | None = None  # the email subject, when it differed from the title
     draft: bool = False
+    slug: str | None = None  # the export's own URL name (Substack, Buttondown, Ghost): used when there is no link
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class IssueReport:
     source: str
     dry_run: bool = False
     pages: list[str] = field(default_factory=list)  # feed pages or export files read
+    unit: str = "page"  # what `pages` holds: "page" (a feed's) or "file" (an export's)
     written: list[Written] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -99,7 +102,10 @@ class IssueReport:
         verb = "would write" if self.dry_run else "wrote"
         lines = []
         if self.pages:
-            lines.append(f"read {len(self.pages)} page{'s' if len(self.pages) != 1 else ''}: " + ", ".join(self.pages))
+            shown = ", ".join(self.pages[:SHOWN_PAGES])
+            more = len(self.pages) - SHOWN_PAGES
+            lines.append(f"read {len(self.pages)} {self.unit}{'s' if len(self.pages) != 1 else ''}: {shown}"
+                         + (f" and {more} more" if more > 0 else ""))
         lines += [f"note: {note}" for note in self.notes]
         lines += [f"{verb} {w.path}  ({w.date}, {w.title})" for w in self.written]
         lines += [f"skipped {s.what}: {s.reason}" + (f" ({s.path})" if s.path else "") for s in self.skipped]
@@ -131,7 +137,8 @@ def ascii_slug(text: str) -> str | None:
 
 
 def post_slug(post: Post) -> str:
-    """The old URL's last path segment (extension dropped), else an ASCII title, else `post-<8 hex>` of the link."""
+    """The old URL's last path segment (extension dropped), else the export's slug, else an ASCII title, else
+    `post-<8 hex>` of the link."""
     if post.link:
         segments = [unquote(s) for s in urlsplit(post.link).path.split("/") if s]
         while segments and re.fullmatch(r"index(\.\w+)?", segments[-1], re.I):
@@ -142,6 +149,8 @@ def post_slug(post: Post) -> str:
                 return _hash_slug(post)
             if (slug := ascii_slug(last)) and not slug.isdigit():
                 return slug
+    if post.slug and (slug := ascii_slug(post.slug)) and not slug.isdigit():
+        return slug  # without --old-url a Chinese title would give post-<hash>; the export knows the name
     if post.title and (slug := ascii_slug(post.title)):
         return slug
     return _hash_slug(post)
