@@ -97,7 +97,7 @@ def render(config: Config, issues: Sequence[Issue], *, theme: Theme | None = Non
     holds stays there (a `Pending`) until asked for: `Site.data`. `search` (with [search] enabled): "fresh"
     indexes the issue pages when they changed; "reuse" (the preview, while editing) keeps the last index this
     process made, however stale."""
-    from . import emails, feeds, site
+    from . import emails, feeds, redirects, site
     from .cache import RenderCache
     from .themes import load_theme
 
@@ -127,6 +127,10 @@ def render(config: Config, issues: Sequence[Issue], *, theme: Theme | None = Non
         out.add(rel, path, f"asset {relpath(path, config.root)}")
     if "robots.txt" not in out.files:  # the author's own (content/robots.txt) wins
         out.add("robots.txt", site.robots_txt(config), "the web archive")
+    for path, page, producer in redirects.pages(config, issues):
+        out.add(path, page, producer)
+    if moved := redirects.redirect_map(config, issues):
+        out.add(redirects.MAP_FILE, moved, "the aliases of the issues")
     return out
 
 

@@ -64,6 +64,8 @@ class Issue:
     image: str | None = None
     source: str | None = None
     authors: tuple[str, ...] = ()
+    # Old addresses (`aliases:`), as site paths such as p/old-post/index.html: each gets a redirect page.
+    aliases: tuple[str, ...] = ()
     body_sha: str = ""  # SHA-256 of `body`: render caches key on it without hashing the text again
     digest: str = ""  # SHA-256 of everything a rendering can show of the issue (see `issue_digest`)
     # The relative URLs of the body's images and other embedded media, found once when parsing (and cached with
@@ -225,6 +227,22 @@ def _string_list(example: str) -> Callable[[Any, _Context], tuple[str, ...]]:
     return parse
 
 
+def _aliases(value: Any, ctx: _Context) -> tuple[str, ...]:
+    """Old addresses of the issue, as the site paths their redirect pages take (redirects.py)."""
+    from . import redirects
+
+    example = 'aliases: ["/p/old-post/"] (a path on the old site)'
+    paths = []
+    for item in _string_list(example)(value, ctx):
+        try:
+            paths.append(redirects.site_path(item))
+        except ValueError as exc:
+            raise _FieldError(str(exc), f"e.g. {example}") from None
+    if len(paths) > redirects.MAX_ALIASES:
+        raise _FieldError(f"has {len(paths)} paths; at most {redirects.MAX_ALIASES}", f"e.g. {example}")
+    return tuple(dict.fromkeys(paths))
+
+
 def _audience(value: Any, _: _Context) -> str:
     """`audience:` (see audience.py for the grammar), kept as the audience's canonical text."""
     try:
@@ -286,6 +304,7 @@ FIELDS: dict[str, tuple[str, Callable[[Any, _Context], Any]]] = {
     "image": ("image", _image),
     "source": ("source", _http_url),
     "authors": ("authors", _string_list('authors: ["张三", "Jane Doe"]')),
+    "aliases": ("aliases", _aliases),
 }
 REQUIRED = ("title", "date")
 
