@@ -370,15 +370,18 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
 @click.option("--name", default="", help="The recipient's name, for the greeting.")
 @click.pass_context
 def email_command(ctx: click.Context, slug: str, mode: str, to: str, name: str) -> None:
-    """Print the email of issue SLUG as one subscriber would get it."""
-    from . import content, emails, markdown
+    """Print the email of issue SLUG as one subscriber would get it (`_welcome`: the welcome email)."""
+    from . import content, emails, markdown, welcome
     from .config import load_config
     from .tokens import SECRET_ENV, secret_from_env
     config = load_config(_root(ctx))
-    issues = content.load_issues(config)
-    issue = content.find_issue(issues, slug)
-    pages = {str(i.path): i.url_path for i in issues}
-    rendered = emails.render_email(config, issue, markdown.to_html(issue.body), pages=pages)
+    if slug == welcome.SLUG:
+        rendered = welcome.render(config)
+    else:
+        issues = content.load_issues(config)
+        issue = content.find_issue(issues, slug)
+        pages = {str(i.path): i.url_path for i in issues}
+        rendered = emails.render_email(config, issue, markdown.to_html(issue.body), pages=pages)
     for warning in rendered.warnings:
         log.warning("%s", warning)
     try:
@@ -525,14 +528,17 @@ def subscribers_count(ctx: click.Context) -> None:
 @click.option("--status", type=click.Choice(["active", "unconfirmed"]), default="active", show_default=True,
               help="Status for rows without a status column.")
 @click.option("--reactivate", is_flag=True, help="Reactivate addresses that unsubscribed, bounced or complained.")
+@click.option("--welcome", "welcome_new", is_flag=True,
+              help="Send content/_welcome.md to the addresses this import makes active.")
 @click.pass_context
-def subscribers_import(ctx: click.Context, file: Path, status: str, reactivate: bool) -> None:
+def subscribers_import(ctx: click.Context, file: Path, status: str, reactivate: bool, welcome_new: bool) -> None:
     """Import a CSV (header row; email, and optionally name, status, tags separated by ';')."""
     from .subscribers import read_csv
 
     good, problems = read_csv(file, status=status)
     store = _store(ctx)
-    counts = store.upsert_many(good, reactivate=reactivate)
+    with _welcoming(ctx, store, welcome_new):
+        counts = store.upsert_many(good, reactivate=reactivate)
     for problem in problems:
         click.secho("skipped: ", fg="yellow", err=True, nl=False)
         click.echo(str(problem), err=True)
@@ -599,6 +605,25 @@ def subscribers_forget(ctx: click.Context, address: str) -> None:
 # ---- sending ----
 
 
+@contextmanager
+def _welcoming(ctx: click.Context, store, welcome_new: bool) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """With `welcome_new`: every address the block makes active gets the welcome, sent when the block is done."""
+    if not welcome_new:
+        yield
+        return
+    from . import welcome
+    from .config import load_config
+
+    config = load_config(_root(ctx))
+    if not welcome.enabled(config):
+        raise PublisherError(f"--welcome: there is no {relpath(welcome.path(config), config.root)}",
+                             hint="write the welcome email there first (see the README), or leave out --welcome")
+    with welcome.queue_activations(config, store):
+        yield
+    sent = welcome.send_pending(config)
+    click.echo(f"welcome: {plural(sent.sent, 'message')} sent" + (f", {sent.failed} failed" if sent.failed else ""))
+
+
 @cli.command("import")
 @click.argument("source", type=click.Choice(["feed", "mailchimp", "listmonk", "substack", "buttondown", "ghost",
                                               "csv"]))
@@ -614,12 +639,14 @@ def subscribers_forget(ctx: click.Context, address: str) -> None:
               "(e.g. https://name.substack.com), so each issue keeps its old URL as `source`.")
 @click.option("--download-images", is_flag=True, help="Copy each issue's remote images into a folder beside it "
               "(content/<date>-<slug>/); an image that cannot be copied stays remote.")
+@click.option("--welcome", "welcome_new", is_flag=True,
+              help="Send content/_welcome.md to the addresses this import makes active.")
 @click.option("--redirects", is_flag=True, help="Keep each issue's old path as `aliases:`, so the site redirects "
               "it to the new page (a page per old path, _redirects, S3 redirect metadata).")
 @click.pass_context
 def import_command(ctx: click.Context, source: str, path: str, dry_run: bool, mapping: str, status: str,
                    subscription_status: str | None, old_url: str | None, download_images: bool,
-                   redirects: bool) -> None:
+                   redirects: bool, welcome_new: bool) -> None:
     """Import past issues or subscribers from another tool's export (see docs/import-formats.md).
 
     Consent is never widened: only rows the export marks as opted in come in active; unsubscribed, cleaned,
@@ -665,7 +692,7 @@ def import_command(ctx: click.Context, source: str, path: str, dry_run: bool, ma
         return
     store = _store(ctx)
     try:
-        with progress_bar("Storing", after=1.0) as progress:
+        with _welcoming(ctx, store, welcome_new and not dry_run), progress_bar("Storing", after=1.0) as progress:
             report = writer.store(imported, store, dry_run=dry_run, progress=progress)
     finally:
         store.close()

@@ -29,7 +29,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import build as build_mod
-from . import emails, markdown
+from . import emails, markdown, welcome
 from .clock import now as clock_now
 from .config import CONFIG_FILE, Config, load_config
 from .content import Issue
@@ -136,6 +136,9 @@ class Preview:
     # ---- the preview pages ----
 
     def rendered(self, snapshot: Snapshot, slug: str) -> emails.RenderedEmail:
+        if slug not in snapshot.emails and slug == welcome.SLUG and snapshot.config is not None \
+                and welcome.enabled(snapshot.config):  # content/_welcome.md: not an issue, not on the site
+            snapshot.emails[slug] = welcome.render(snapshot.config, now=self.clock())
         if slug not in snapshot.emails:
             issue = next((i for i in snapshot.issues if i.slug == slug), None)
             if issue is None or snapshot.config is None:
@@ -253,6 +256,12 @@ def index_page(preview: Preview, snapshot: Snapshot) -> str:
         when = issue.date.astimezone(snapshot.config.site.timezone) if snapshot.config else issue.date
         rows.append(f'<tr class="issue-row"><td><a href="/{issue.url_path}">{html.escape(issue.title)}</a>{state}'
                     f'<div>{when:%Y-%m-%d %H:%M}</div></td><td>{links}</td><td>{size}</td><td>{warned}</td></tr>')
+    if snapshot.config is not None and welcome.enabled(snapshot.config):
+        email = f"{PREFIX}/email/{welcome.SLUG}"
+        rows.append(f'<tr class="issue-row"><td>content/{welcome.FILE}<div>the welcome email (not on the site)</div>'
+                    f'</td><td><a href="{PREFIX}/issue/{welcome.SLUG}">email</a> · <a href="{email}.html?dark=1">dark'
+                    f'</a> · <a href="{email}.txt">text</a> · <a href="{email}.eml">headers</a></td><td></td><td></td>'
+                    '</tr>')
     title = snapshot.config.site.title if snapshot.config else "publisher"
     body = (f"<h1>{html.escape(title)}: preview</h1><p><a href='/'>The site</a> · <a href='/rss.xml'>RSS</a> · "
             f"<a href='/atom.xml'>Atom</a> · <a href='/feed.json'>JSON Feed</a>"
@@ -323,7 +332,7 @@ def _handler(preview: Preview) -> type[BaseHTTPRequestHandler]:
                 report = re.fullmatch(rf"{PREFIX}/report/([a-z0-9-]+)/?", path)
                 if report:
                     return self._report(snapshot, report.group(1))
-                match = re.fullmatch(rf"{PREFIX}/email/([a-z0-9-]+)\.(html|txt|eml)", path)
+                match = re.fullmatch(rf"{PREFIX}/email/([a-z0-9-]+|{welcome.SLUG})\.(html|txt|eml)", path)
                 if match:
                     return self._email(snapshot, match.group(1), match.group(2), "dark" in parse_qs(parts.query))
                 return self._file(path, snapshot)

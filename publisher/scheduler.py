@@ -192,9 +192,28 @@ def publish(config: Config, *, now: datetime, due: bool = False, force: bool = F
                        transport_factory=transport_factory, secret=secret)
                 if stop is not None and stop.is_set():
                     break
+            if not (stop is not None and stop.is_set()) and not quiet:
+                _welcomes(config, report, now=now, stop=stop, transport_factory=transport_factory, secret=secret)
         finally:
             db.close()
     return report
+
+
+def _welcomes(config: Config, report: PublishReport, *, now: datetime, stop: threading.Event | None,
+              transport_factory: Callable[[str], object] | None, secret: bytes | None) -> None:
+    """Send the welcomes `serve` or an import left pending; a problem with them never holds up the issues."""
+    from . import welcome
+
+    if not welcome.enabled(config):
+        return
+    try:
+        transport = transport_factory(welcome.SLUG) if transport_factory else None
+        sent = welcome.send_pending(config, transport, now=now, stop=stop, secret=secret)  # type: ignore[arg-type]
+    except PublisherError as exc:
+        report.failures.append(f"{welcome.SLUG}: {exc}")
+        return
+    if sent.sent:
+        report.sent[welcome.SLUG] = sent.sent
 
 
 def _email(config: Config, issue: Issue, state: State, report: PublishReport, *, now: datetime, force: bool,

@@ -8,7 +8,8 @@ A static site cannot take a sign-up or an unsubscribe click, so this is the one 
   background worker thread (`ConfirmationWorker`), so a known and an unknown address take the same time too.
 - GET (and HEAD) /confirm?token=...: a page with one button; POST /confirm?token=... makes an `unconfirmed`
   subscriber `active` (idempotent). The token is bound to the record as it was when the email went out, so an
-  unsubscribe (or a new sign-up) voids it: unsubscribing wins.
+  unsubscribe (or a new sign-up) voids it: unsubscribing wins. When `content/_welcome.md` exists, the same
+  transaction queues the subscriber's welcome email, and the worker then sends it (welcome.py: exactly once).
 - GET (and HEAD) /unsubscribe?token=...: a page with one button. POST with `List-Unsubscribe=One-Click` (RFC
   8058, what Gmail and Yahoo send) unsubscribes at once, with no page.
   GET and HEAD never change anything: mail scanners open (and HEAD) every link in a message.
@@ -52,7 +53,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from . import clock as clock_mod
-from . import messages
+from . import messages, welcome
 from .config import Config
 from .emails import Sender, sender_of, subject_header
 from .errors import PublisherError
@@ -75,6 +76,9 @@ MAX_HEADER_BYTES = 8 * 1024  # request line and headers (tokens are well under 1
 # On SIGTERM: first the requests in flight, then the queued confirmations (together under systemd's 30 s).
 GRACEFUL_TIMEOUT = 10
 SHUTDOWN_TIMEOUT = 15.0
+# Welcome emails per send pass on the worker: a backlog (an import with --welcome) goes out in passes between the
+# confirmations queued meanwhile, not ahead of them all.
+WELCOME_BATCH = 50
 
 # What the pages and answers say: msgids of the theme's message catalogues (messages.py), shown in the site's
 # language. A key and its "_body" make a page's heading and text; a JSON answer gives the text (or the heading).
@@ -227,7 +231,7 @@ def record_version(subscriber: Subscriber) -> str:
 class Endpoint:
     def __init__(self, config: Config, *, store_factory: Callable[[], Store] | None = None,
                  transport: Transport | None = None, secret: bytes | None = None,
-                 clock: Callable[[], float] = clock_mod.timestamp) -> None:
+                 clock: Callable[[], float] = clock_mod.timestamp, send_welcome: bool = True) -> None:
         self.config = config
         self.theme = load_theme(config)
         # The words of every page, answer and confirmation email, in the site's language (the theme's catalogue).
@@ -246,9 +250,42 @@ class Endpoint:
         self.per_ip = RateLimiter(config.serve.rate_per_ip, window)
         self.per_address = RateLimiter(config.serve.rate_per_address, window)
         self.worker = ConfirmationWorker()
+        # The welcome emails are sent by the worker after a confirmation; `send_welcome=False` only queues them
+        # (for tests: as if the process died before the send; the next pass sends them).
+        self.send_welcome = send_welcome
+        self._welcome_queued = threading.Event()  # a send pass is queued: one is enough for any number of clicks
+        self._stopping = threading.Event()  # shutting down: a welcome send pass stops after its current messages
+
+    def start(self) -> None:
+        """On startup: send the welcomes a previous process queued and did not send (it was stopped or died)."""
+        self.send_welcomes()
+
+    def send_welcomes(self) -> None:
+        """Queue a welcome send pass on the worker (after the confirmations queued before it), unless one is
+        queued already or there is no welcome."""
+        if not self.send_welcome or not welcome.enabled(self.config) or self._welcome_queued.is_set():
+            return
+        self._welcome_queued.set()
+        if not self.worker.submit(self._send_welcomes):
+            self._welcome_queued.clear()  # the queue is full: the next confirmation (or start) sends them
+
+    def _send_welcomes(self) -> None:
+        self._welcome_queued.clear()  # before the pass: a confirmation during it queues the next one
+        try:
+            report = welcome.send_pending(self.config, self.transport, secret=self.secret, limit=WELCOME_BATCH,
+                                          stop=self._stopping)
+        except PublisherError as exc:
+            log.error("subscribe: the welcome emails were not sent (they wait for the next pass): %s", exc)
+            return
+        if report.stopped:  # the rest stays pending in the ledger
+            (log.info if self._stopping.is_set() else log.error)("subscribe: welcome emails: %s", report.stopped)
+        elif report.remaining:
+            self.send_welcomes()  # the next batch, after the confirmations queued meanwhile
 
     def close(self, timeout: float = SHUTDOWN_TIMEOUT) -> bool:
-        """Send the confirmations still queued and stop the worker (the server is shutting down)."""
+        """Send the confirmations still queued and stop the worker (the server is shutting down). Welcome
+        emails not sent yet stay pending in the ledger: the next start (or `publish --due`) sends them."""
+        self._stopping.set()
         return self.worker.close(timeout)
 
     # ---- pages ----
@@ -463,8 +500,12 @@ class Endpoint:
         with self.store() as store:
             state = self._state(store.get(data.email), data)
             if state == "unconfirmed":
-                store.set_status(data.email, "active")
-            return state is not None
+                welcome.activate(self.config, store, data.email)  # active, and the welcome queued, at once
+            elif state == "active":
+                welcome.requeue(self.config, store, data.email)  # SES store only: see welcome.requeue
+        if state is not None:
+            self.send_welcomes()
+        return state is not None
 
     async def unsubscribe(self, request: Request) -> Response:
         """GET and HEAD show a button (and change nothing); POST unsubscribes (RFC 8058 one-click included)."""
@@ -529,6 +570,7 @@ def create_app(config: Config, **kwargs: object) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        endpoint.start()
         yield
         await run_in_threadpool(endpoint.close, SHUTDOWN_TIMEOUT)
 
