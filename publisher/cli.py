@@ -483,7 +483,7 @@ def subscribers_add(ctx: click.Context, email: str, name: str, tags: tuple[str, 
 
 @subscribers.command("remove")
 @click.argument("email")
-@click.option("--forget", is_flag=True, help="Delete the record entirely (erasure) instead of unsubscribing.")
+@click.option("--forget", is_flag=True, help="Erase every trace instead of unsubscribing (as `subscribers forget`).")
 @click.pass_context
 def subscribers_remove(ctx: click.Context, email: str, forget: bool) -> None:
     """Unsubscribe an address (kept as unsubscribed so that no import brings it back)."""
@@ -492,8 +492,8 @@ def subscribers_remove(ctx: click.Context, email: str, forget: bool) -> None:
     if store.get(address) is None:
         raise PublisherError(f"{address} is not a subscriber")
     if forget:
-        store.forget(address)
-        click.echo(f"Deleted {address}.")
+        store.close()
+        ctx.invoke(subscribers_forget, address=address)
     else:
         store.set_status(address, "unsubscribed")
         click.echo(f"Unsubscribed {address}.")
