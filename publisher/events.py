@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.utils import parseaddr
@@ -23,7 +24,7 @@ from typing import Any, Protocol
 from .config import Config
 from .errors import PublisherError
 from .ses_contacts import aws_error
-from .subscribers import Subscriber, normalize_email, open_store
+from .subscribers import Subscriber, connect, migrate, normalize_email, open_store
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +88,50 @@ def _subscriber_address(address: str) -> str | None:
         return None
 
 
-class _Applier:
-    """Applies notifications to a store, counting into a report."""
+# Which message each bounce, complaint and delivery was about, so `publisher report` can count them per issue: the
+# SES message id (the ledger's `provider_id`) and the Message-ID header we wrote (its `message_id`). No address is
+# kept here: a delivery row of the ledger already says whose message it was.
+EVENTS_VERSION = 1
+EVENTS_TABLES = (
+    """CREATE TABLE message_events (
+        provider_id TEXT NOT NULL,  -- '' when the notification has none
+        message_id TEXT NOT NULL,   -- '<…>' as in the ledger, '' when the notification has none
+        kind TEXT NOT NULL,         -- bounce-hard | bounce-soft | complaint | delivery
+        at TEXT NOT NULL,           -- when SES saw it (the notification's timestamp)
+        PRIMARY KEY (provider_id, message_id, kind)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX message_events_message ON message_events (message_id)",
+)
 
-    def __init__(self, store: EventStore, report: EventReport) -> None:
+
+def _message_ids(notification: dict[str, Any]) -> tuple[str, str]:
+    """(SES message id, our Message-ID header in angle brackets) of the mail a notification is about."""
+    mail = notification.get("mail") if isinstance(notification.get("mail"), dict) else {}
+    provider = mail.get("messageId") if isinstance(mail.get("messageId"), str) else ""
+    headers = mail.get("commonHeaders") if isinstance(mail.get("commonHeaders"), dict) else {}
+    header = headers.get("messageId") if isinstance(headers.get("messageId"), str) else ""
+    header = header.strip()
+    if header and not header.startswith("<"):
+        header = f"<{header}>"
+    return provider.strip()[:200], header[:998]
+
+
+class _Applier:
+    """Applies notifications to a store, counting into a report; with `ledger`, records which message each was
+    about (`message_events`)."""
+
+    def __init__(self, store: EventStore, report: EventReport, ledger: sqlite3.Connection | None = None) -> None:
         self.store = store
         self.report = report
+        self.ledger = ledger
+
+    def record(self, notification: dict[str, Any], kind: str, at: Any) -> None:
+        provider, header = _message_ids(notification)
+        if self.ledger is None or not (provider or header):
+            return
+        stamp = at if isinstance(at, str) and len(at) < 40 else ""
+        self.ledger.execute("INSERT OR IGNORE INTO message_events (provider_id, message_id, kind, at) "
+                            "VALUES (?, ?, ?, ?)", (provider, header, kind, stamp))
 
     def apply(self, notification: dict[str, Any]) -> bool:
         """False when the notification is malformed (the message then stays in the queue)."""
@@ -121,6 +160,7 @@ class _Applier:
         if not isinstance(bounce, dict) or (addresses := _addresses(bounce.get("bouncedRecipients"))) is None:
             return False
         hard = bounce.get("bounceType") == "Permanent"
+        self.record(notification, "bounce-hard" if hard else "bounce-soft", bounce.get("timestamp"))
         for subscriber in self._known(addresses):
             if hard:
                 if subscriber.status != "complained":  # a complaint says more; keep it
@@ -139,6 +179,7 @@ class _Applier:
         if complaint.get("complaintFeedbackType") == "not-spam":  # the reader says it is NOT spam
             self.report.other += 1
             return True
+        self.record(notification, "complaint", complaint.get("timestamp"))
         for subscriber in self._known(addresses):
             self.store.set_status(subscriber.email, "complained")
             self.report.complaints += 1
@@ -148,6 +189,7 @@ class _Applier:
         delivery = notification.get("delivery")
         if not isinstance(delivery, dict) or (addresses := _addresses(delivery.get("recipients"), None)) is None:
             return False
+        self.record(notification, "delivery", delivery.get("timestamp"))
         self.report.deliveries += len(addresses)
         return True
 
@@ -217,10 +259,13 @@ def process_queue(config: Config, queue_url: str, *, store: EventStore | None = 
     opened = store is None
     active_store: Any = open_store(config) if store is None else store
     report = EventReport()
+    ledger = connect(config.root / config.subscribers.database)
     try:
+        migrate(ledger, "events", EVENTS_VERSION, EVENTS_TABLES)
         queue = _Queue(config, queue_url, client)
-        _drain(queue, _Applier(active_store, report), max_messages, wait_seconds)
+        _drain(queue, _Applier(active_store, report, ledger), max_messages, wait_seconds)
     finally:
+        ledger.close()
         if opened:
             active_store.close()
     return report

@@ -6,14 +6,15 @@ joined to `subscribers` for what happened since), so the report equals the ledge
 
 - recipients: the audience snapshot (every delivery row of the issue); sent, failed (grouped by `last_error`),
   uncertain (rows left `sending`), skipped (grouped by `last_error`), pending.
-- bounced (hard, soft), complained: among the recipients the issue was *sent* to. SES event processing
-  (events.py) updates subscriber statuses but keeps no record of which message an event was about, so these are
-  "status now": a hard bounce or complaint caused by a later issue counts here too. Soft: sent recipients still
-  active, with a soft-bounce count, whose record changed since the send started.
+- bounced (hard, soft), complained: among the messages of the issue that were *sent*. `publisher events`
+  records which message each SES notification was about (`message_events`: SES's message id, our Message-ID),
+  so these are counted "per message" when any notification names one of the issue's messages. Otherwise (no
+  SES, or no notification yet) they are the recipients' "status now": a hard bounce or complaint caused by a
+  later issue counts too; soft: sent recipients still active, with a soft-bounce count, whose record changed
+  since the send started.
 - unsubscribed since the send: recipients whose status is now `unsubscribed` and whose record changed after the
   send started (`subscribers.changed_at`: the time of the record's last change of any kind, not of the status).
-- segment: the issue's audience (a text `segment`/`audience` column of `issue_sends` when there is one), else
-  "everyone".
+- segment: the audience the send was made with (`issue_audiences`, see audience.py), else "everyone".
 No open or click tracking exists in publisher, and none is reported.
 
 `--json` (`IssueReport.as_json()`), format 1, stable keys:
@@ -21,7 +22,7 @@ No open or click tracking exists in publisher, and none is reported.
   recipients, sent, failed, uncertain, skipped, pending,
   failures, skips ([{"reason", "count"}], most frequent first),
   bounced {"hard", "soft"}, complained, unsubscribed_since_send (null when the subscriber list is not in the
-  database, e.g. an SES contact list), attribution ("status now"),
+  database, e.g. an SES contact list), attribution ("per message" or "status now"),
   timeline {"bucket": "minute"|"hour", "start", "end", "sent": [{"at", "count", "total"}],
   "unsubscribed": [...]} (cumulative totals; `at` is the bucket's start), notes ([text]).
 """
@@ -41,8 +42,8 @@ from .errors import PublisherError
 
 FORMAT = 1
 MINUTE_SPAN = timedelta(hours=3)  # a send shorter than this is charted by minute, a longer one by hour
-SEGMENT_COLUMNS = ("segment", "audience_segment", "audience_filter", "audience_spec", "audience")
 ATTRIBUTION = "status now"
+PER_MESSAGE = "per message"  # from the SES notifications about the issue's own messages (events.py)
 NO_TRACKING = "No open or click tracking: publisher does not track readers (privacy first)."
 
 
@@ -76,6 +77,7 @@ class IssueReport:
     bounced_soft: int | None
     complained: int | None
     unsubscribed: int | None
+    attribution: str  # ATTRIBUTION ("status now") or PER_MESSAGE
     bucket: str
     end: datetime
     sent_timeline: list[Point] = field(default_factory=list)
@@ -94,7 +96,7 @@ class IssueReport:
             "failures": [{"reason": r, "count": n} for r, n in self.failures],
             "skips": [{"reason": r, "count": n} for r, n in self.skips],
             "bounced": {"hard": self.bounced_hard, "soft": self.bounced_soft}, "complained": self.complained,
-            "unsubscribed_since_send": self.unsubscribed, "attribution": ATTRIBUTION,
+            "unsubscribed_since_send": self.unsubscribed, "attribution": self.attribution,
             "timeline": {"bucket": self.bucket, "start": _iso(self.started_at), "end": _iso(self.end),
                          "sent": points(self.sent_timeline), "unsubscribed": points(self.unsubscribed_timeline)},
             "notes": list(self.notes),
@@ -112,8 +114,9 @@ class IssueReport:
                f"{self.skipped} skipped, {self.pending} pending"]
         out += [f"    failed ({count}): {reason}" for reason, count in self.failures]
         out += [f"    skipped ({count}): {reason}" for reason, count in self.skips]
-        out.append(f"  bounced (status now): {n(self.bounced_hard)} hard, {n(self.bounced_soft)} soft; complained "
-                   f"(status now): {n(self.complained)}; unsubscribed since the send: {n(self.unsubscribed)}")
+        out.append(f"  bounced ({self.attribution}): {n(self.bounced_hard)} hard, {n(self.bounced_soft)} soft; "
+                   f"complained ({self.attribution}): {n(self.complained)}; unsubscribed since the send: "
+                   f"{n(self.unsubscribed)}")
         out += [f"  note: {note}" for note in self.notes]
         return out
 
@@ -172,24 +175,33 @@ def report_from(path: Path, slug: str | None = None, *, subscribers: bool = True
         tables = _tables(db)
         if not {"issue_sends", "deliveries"} <= tables:
             raise NotSent("no issue has been sent yet", file=path.name, hint="publisher send SLUG sends one")
-        columns = {r[1] for r in db.execute("PRAGMA table_info(issue_sends)")}
-        segments = [c for c in SEGMENT_COLUMNS if c in columns]
-        picked = ", ".join(segments) or "NULL"
-        query = f"SELECT issue, subject, created_at, finished_at, {picked} FROM issue_sends"
+        query = "SELECT issue, subject, created_at, finished_at FROM issue_sends"
         row = (db.execute(query + " WHERE issue = ?", (slug,)).fetchone() if slug is not None
                else db.execute(query + " ORDER BY created_at DESC, rowid DESC LIMIT 1").fetchone())
         if row is None:
             raise NotSent(f"{slug} has not been sent" if slug else "no issue has been sent yet",
                           hint="publisher list shows which issues were sent")
-        issue, subject, created, finished = row[:4]
-        # A text value names the segment (the integer `audience` column is the audience's size).
-        segment = next((v.strip() for v in row[4:] if isinstance(v, str) and v.strip()), "everyone")
+        issue, subject, created, finished = row
+        segment = "everyone"
+        if "issue_audiences" in tables:  # sending.py keeps each send's audience there
+            from .audience import Audience
+
+            key = db.execute("SELECT audience FROM issue_audiences WHERE issue = ?", (issue,)).fetchone()
+            segment = Audience.from_key(key[0]).describe() if key and key[0] else "everyone"
         return _build(db, issue, subject, segment, _parse(created), _parse(finished) if finished else None,
-                      subscribers and "subscribers" in tables)
+                      subscribers and "subscribers" in tables, "message_events" in tables)
+
+
+_PER_MESSAGE = (
+    "SELECT count(DISTINCT d.id) FILTER (WHERE e.kind = 'bounce-hard'), "
+    "count(DISTINCT d.id) FILTER (WHERE e.kind = 'bounce-soft'), "
+    "count(DISTINCT d.id) FILTER (WHERE e.kind = 'complaint'), count(e.kind) "
+    "FROM deliveries d JOIN message_events e ON (e.provider_id != '' AND e.provider_id = d.provider_id) "
+    "OR (e.message_id != '' AND e.message_id = d.message_id) WHERE d.issue = ? AND d.state = 'sent'")
 
 
 def _build(db: sqlite3.Connection, issue: str, subject: str, segment: str, started: datetime,
-           finished: datetime | None, with_subscribers: bool) -> IssueReport:
+           finished: datetime | None, with_subscribers: bool, with_events: bool = False) -> IssueReport:
     states = dict(db.execute("SELECT state, count(*) FROM deliveries WHERE issue = ? GROUP BY state", (issue,)))
 
     def reasons(state: str) -> list[tuple[str, int]]:
@@ -199,20 +211,31 @@ def _build(db: sqlite3.Connection, issue: str, subject: str, segment: str, start
 
     sent_at = [_parse(r[0]) for r in db.execute(
         "SELECT changed_at FROM deliveries WHERE issue = ? AND state = 'sent' ORDER BY changed_at", (issue,))]
-    notes = ["Bounces and complaints are the recipients' status now: SES events are not recorded per message, so "
-             "one caused by a later issue counts here too.",
-             "Unsubscribe times are each subscriber record's last change (the database keeps no separate time of "
+    notes = ["Unsubscribe times are each subscriber record's last change (the database keeps no separate time of "
              "the status change).", NO_TRACKING]
     hard = soft = complained = None
+    attribution = ATTRIBUTION
     unsub_at: list[datetime] = []
+    if with_events:
+        *counts, events = db.execute(_PER_MESSAGE, (issue,)).fetchone()
+        if events:
+            hard, soft, complained = counts
+            attribution = PER_MESSAGE
+            notes.insert(0, "Bounces and complaints are counted per message: the SES notifications about this "
+                            "issue's messages (publisher events).")
+    if attribution == ATTRIBUTION:
+        notes.insert(0, "Bounces and complaints are the recipients' status now: no SES notification names one of "
+                        "this issue's messages, so one caused by a later issue counts here too.")
     if with_subscribers:
         stamp = _iso(started)
-        hard, soft, complained = db.execute(
+        now_hard, now_soft, now_complained = db.execute(
             "SELECT count(*) FILTER (WHERE s.status = 'bounced'), "
             "count(*) FILTER (WHERE s.soft_bounces > 0 AND s.status = 'active' AND s.changed_at >= ?), "
             "count(*) FILTER (WHERE s.status = 'complained') "
             "FROM deliveries d JOIN subscribers s ON s.email = d.email WHERE d.issue = ? AND d.state = 'sent'",
             (stamp, issue)).fetchone()
+        if attribution == ATTRIBUTION:
+            hard, soft, complained = now_hard, now_soft, now_complained
         unsub_at = [_parse(r[0]) for r in db.execute(
             "SELECT s.changed_at FROM deliveries d JOIN subscribers s ON s.email = d.email WHERE d.issue = ? "
             "AND s.status = 'unsubscribed' AND s.changed_at >= ? ORDER BY s.changed_at", (issue, stamp))]
@@ -227,7 +250,8 @@ def _build(db: sqlite3.Connection, issue: str, subject: str, segment: str, start
         recipients=sum(states.values()), sent=states.get("sent", 0), failed=states.get("failed", 0),
         uncertain=states.get("sending", 0), skipped=states.get("skipped", 0), pending=states.get("pending", 0),
         failures=reasons("failed"), skips=reasons("skipped"), bounced_hard=hard, bounced_soft=soft,
-        complained=complained, unsubscribed=len(unsub_at) if with_subscribers else None, bucket=bucket, end=end,
+        complained=complained, unsubscribed=len(unsub_at) if with_subscribers else None, attribution=attribution,
+        bucket=bucket, end=end,
         sent_timeline=_timeline(sent_at, bucket), unsubscribed_timeline=_timeline(unsub_at, bucket), notes=notes)
 
 
@@ -307,7 +331,7 @@ svg .sent { stroke: var(--sent); } svg .unsub { stroke: var(--unsub); }
 {% endif %}
 {% endfor %}
 <table id="afterwards">
-<caption>Since the send (status now)</caption>
+<caption>Since the send (bounces and complaints: {{ r.attribution }})</caption>
 <thead><tr><th scope="col">Among the recipients</th><th scope="col">Recipients</th></tr></thead>
 <tbody>
 {% for label, value in [("Hard bounced", r.bounced_hard), ("Soft bounced", r.bounced_soft),

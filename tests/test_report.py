@@ -260,21 +260,49 @@ def test_report_is_read_only(newsletter, monkeypatch):
     assert not missing.exists()
 
 
-def test_a_segment_column_names_the_audience(newsletter, monkeypatch, tmp_path):
+def test_a_segment_send_names_its_audience(newsletter, monkeypatch):
     config = setup(newsletter, active=3)
+    store = SqliteStore(newsletter.root / "subscribers.db")
+    store.upsert_many([Subscriber("zh1@example.com", tags=("中文",)),
+                       Subscriber("zh2@example.com", tags=("中文", "ai"))])
+    store.close()
     at(monkeypatch, "08:00:00")
     send_issue(config, "daily", now=NOW, secret=SECRET)
-    assert issue_report(config).segment == "everyone"
-    copy = tmp_path / "copy.db"
-    source = sqlite3.connect(newsletter.root / "subscribers.db")
-    source.backup(target := sqlite3.connect(copy))
-    source.close()
-    target.execute("ALTER TABLE issue_sends ADD COLUMN segment TEXT")  # as an audience feature may add it
-    target.execute("UPDATE issue_sends SET segment = 'tag:ai'")
-    target.commit()
-    target.close()
-    report = report_from(copy)
-    assert (report.segment, report.sent) == ("tag:ai", 3) and "sent to tag:ai" in render_html(report)
+    assert issue_report(config, "daily").segment == "everyone"
+    send_issue(config, "second", now=NOW, secret=SECRET, segment="[中文]")
+    report = issue_report(config, "second")
+    assert (report.segment, report.sent) == ("any of 中文", 2) and "sent to any of 中文" in render_html(report)
+
+
+def test_bounces_and_complaints_are_counted_per_message_when_ses_names_them(newsletter, monkeypatch, aws):
+    config = setup(newsletter, "news.example.com", active=6)
+    at(monkeypatch, "08:00:00")
+    send_issue(config, "daily", now=NOW, secret=SECRET)
+    send_issue(config, "second", now=NOW, secret=SECRET)
+    with sqlite3.connect(newsletter.root / "subscribers.db") as db:
+        ids = dict(db.execute("SELECT issue || ' ' || email, message_id FROM deliveries"))
+
+    def about(notification, issue, address):  # as SES sends it: our Message-ID in commonHeaders
+        notification["mail"]["commonHeaders"]["messageId"] = ids[f"{issue} {address}"].strip("<>")
+        return notification
+
+    queue = boto3.client("sqs").create_queue(QueueName="ses-events-per-message")["QueueUrl"]
+    twice = about(complaint("reader2@news.example.com"), "second", "reader2@news.example.com")  # SQS redelivers
+    for notification in (about(bounce("Permanent", "reader0@news.example.com"), "second", "reader0@news.example.com"),
+                         about(bounce("Transient", "reader1@news.example.com"), "daily", "reader1@news.example.com"),
+                         twice, twice):
+        boto3.client("sqs").send_message(QueueUrl=queue, MessageBody=sns(notification))
+    at(monkeypatch, "09:00:00")
+    process_queue(config, queue)
+    with sqlite3.connect(newsletter.root / "subscribers.db") as db:
+        kept = db.execute("SELECT * FROM message_events").fetchall()
+    assert len(kept) == 3 and not any("@" in str(v) and "news.example.com>" not in str(v)
+                                      for row in kept for v in row)  # message ids only, no address
+    daily, second = issue_report(config, "daily").as_json(), issue_report(config, "second").as_json()
+    assert daily["attribution"] == second["attribution"] == "per message"
+    # reader0 bounced for good and reader2 complained about the second issue, not the first
+    assert (daily["bounced"], daily["complained"]) == ({"hard": 0, "soft": 1}, 0)
+    assert (second["bounced"], second["complained"]) == ({"hard": 1, "soft": 0}, 1)
 
 
 # ---- the page ----
