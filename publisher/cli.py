@@ -794,6 +794,45 @@ def report_command(ctx: click.Context, slug: str | None, as_json: bool, html_fil
         _say(f"Wrote the HTML report to {html_file}.")
 
 
+@cli.command("review")
+@click.argument("slugs", nargs=-1)
+@click.option("--changed-since", "changed_since", metavar="REF", default=None,
+              help="Review the issues whose .md files changed since the git revision REF (e.g. origin/main).")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Report folder (default: review/ in the newsletter folder): report.html, .md, .json, screens/.")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "html", "json"]), default="markdown",
+              show_default=True, help="What to print on stdout (all three are written to --out).")
+@click.option("--offline", is_flag=True, help="Do not check links over the network (the site's own still are).")
+@click.option("--no-screenshots", is_flag=True, help="Take no screenshots (no browser started).")
+@click.option("--no-spam", is_flag=True, help="Do not run SpamAssassin.")
+@click.option("--strict", is_flag=True, help="Warnings fail too (exit 1): for CI.")
+@click.option("--max-image-kb", type=click.IntRange(1), default=200, show_default=True,
+              help="Warn about a local image larger than this.")
+@click.option("--timeout", "timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True,
+              help="Seconds for one link request.")
+@click.pass_context
+def review_command(ctx: click.Context, slugs: tuple[str, ...], changed_since: str | None, out: Path | None,
+                   fmt: str, offline: bool, no_screenshots: bool, no_spam: bool, strict: bool, max_image_kb: int,
+                   timeout: float) -> None:
+    """Review issues before sending (default: the next issue due): screenshots, the email as inboxes see it,
+    SpamAssassin, every link, the content checks. Exit status 0 OK or warnings, 1 errors (--strict: warnings)."""
+    from .config import load_config
+    from .review import Options, render_report, review
+
+    if slugs and changed_since:
+        raise click.UsageError("give SLUGs or --changed-since, not both")
+    config = load_config(_root(ctx))
+    options = Options(slugs=slugs, changed_since=changed_since, out=out.resolve() if out else None, offline=offline,
+                      screenshots=not no_screenshots, spam=not no_spam, strict=strict, max_image_kb=max_image_kb,
+                      link_timeout=timeout)
+    result = review(config, options, now=clock.now())
+    click.echo(render_report(result, fmt))
+    where = relpath(options.out or config.root / "review", Path.cwd())
+    click.echo(f"review: {result.verdict} ({plural(len(result.issues), 'issue')}); the report is in {where}/",
+               err=True)
+    ctx.exit(result.exit_code)
+
+
 @cli.command("preview")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="Port on 127.0.0.1 (0: any free port).")
