@@ -4,7 +4,6 @@ a built site served from a folder over a local HTTP server."""
 from __future__ import annotations
 
 import functools
-import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,14 +12,13 @@ from pathlib import Path
 
 from tools import require, require_module
 
-# The headless flags that work on these machines (../shared/TESTING.md).
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from publisher.review import CHROMIUM_FLAGS  # the headless flags that work on these machines (../shared/TESTING.md)
+from publisher.review import chromium_path as find_chromium
 
 
 def chromium_path() -> str:
     """Chromium's executable and Playwright's package, or the test fails (CI=true) or skips (`tools.require`)."""
-    path = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+    path = find_chromium()
     require(path is not None, "Chromium", "apt-get install chromium")
     require_module("playwright")
     return path  # type: ignore[return-value]

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import REPO
+from test_recipes import find_step, steps_of
 
 WORKFLOW = REPO / "deploy" / "github-actions" / "review.yml"
 MARKER = "<!-- publisher-review -->"
@@ -23,17 +24,6 @@ MARKER = "<!-- publisher-review -->"
 @pytest.fixture(scope="module")
 def workflow() -> dict[str, Any]:
     return yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
-
-
-def steps_of(workflow: dict[str, Any]) -> list[dict[str, Any]]:
-    (job,) = workflow["jobs"].values()
-    return job["steps"]
-
-
-def find_step(steps: list[dict[str, Any]], pattern: str) -> int:
-    found = [i for i, s in enumerate(steps) if re.search(pattern, s.get("run", "") + " " + s.get("uses", ""), re.M)]
-    assert len(found) == 1, f"{len(found)} steps match {pattern!r}"
-    return found[0]
 
 
 def test_workflow_reviews_pull_requests_touching_content(workflow):
