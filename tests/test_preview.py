@@ -42,9 +42,10 @@ def test_serves_only_loopback(preview):
 def test_index_lists_every_issue_with_drafts_and_scheduled_marked(preview, page):
     page.goto(preview.url + "__preview/")
     rows = page.locator("tr.issue-row")
-    assert rows.count() == 7  # the draft and the scheduled issue too
+    assert rows.count() == 7 + 1  # the draft and the scheduled issue too, and the welcome email
     text = page.inner_text("table")
     assert "draft" in text and "scheduled" in text and "KB of 102 KB" in text
+    assert "the welcome email (not on the site)" in text
     page.goto(preview.url)
     assert page.locator(".issue-item").count() == 7
 
