@@ -359,10 +359,76 @@ class DeployConfig:
 
 
 @dataclass(frozen=True)
+class Topic:
+    """A topic readers choose on the preferences page: a subscriber tag, with its labels."""
+
+    tag: str
+    label: str  # in the site's language
+    label_en: str = ""  # in English (shown beside `label`, or instead of it on an English site)
+
+    def labels(self, language: str) -> tuple[str, str]:
+        """(the label shown, a second one in English or the site's language, or "") for a page in `language`."""
+        if language.lower().startswith("en") and self.label_en:
+            return self.label_en, self.label if self.label != self.label_en else ""
+        return self.label, self.label_en if self.label_en != self.label else ""
+
+
+TOPICS_MAX = 20  # as subscribers.TAGS_MAX: a subscriber holds at most that many tags
+TOPIC_TAG_MAX = 40  # as subscribers.TAG_MAX
+TOPIC_LABEL_MAX = 60
+TOPICS_EXAMPLE = 'e.g. topics = [{ tag = "zh", label = "中文", label_en = "Chinese" }]'
+
+
+def _topic_text(value: Any, where: str, limit: int, *, required: bool) -> str:
+    import unicodedata
+
+    if not isinstance(value, str):
+        raise ValueError(f"{where} must be a string ({TOPICS_EXAMPLE})")
+    value = unicodedata.normalize("NFKC", value).strip()  # as the stores clean a tag (subscribers.clean_text)
+    if required and not value:
+        raise ValueError(f"{where} must not be empty")
+    if control_character(value) or not value.isprintable():
+        raise ValueError(f"{where} contains a control or invisible character")
+    if len(value) > limit:
+        raise ValueError(f"{where} is {len(value)} characters long; at most {limit} are allowed")
+    return value
+
+
+def topics(value: Any) -> tuple[Topic, ...]:
+    """`subscribers.topics`: an array of tables { tag, label, label_en }; the tags are validated as subscriber
+    tags are (NFKC, trimmed, one line, at most 40 characters, no ';'), each declared once."""
+    if not isinstance(value, list):
+        raise ValueError(f"must be an array of tables, {TOPICS_EXAMPLE}")
+    if len(value) > TOPICS_MAX:
+        raise ValueError(f"declares {len(value)} topics; at most {TOPICS_MAX} are allowed")
+    found: list[Topic] = []
+    for n, item in enumerate(value):
+        where = f"[{n}]"
+        if not isinstance(item, dict):
+            raise ValueError(f"{where} must be a table, {TOPICS_EXAMPLE}")
+        unknown = sorted(set(item) - {"tag", "label", "label_en"})
+        if unknown:
+            raise ValueError(f"{where} has the unknown key {unknown[0]!r} (the keys are tag, label, label_en)")
+        if "tag" not in item or "label" not in item:
+            raise ValueError(f"{where} needs a tag and a label, {TOPICS_EXAMPLE}")
+        tag = _topic_text(item["tag"], f"{where}.tag", TOPIC_TAG_MAX, required=True)
+        if ";" in tag:
+            raise ValueError(f"{where}.tag {tag!r} contains ';' (';' separates tags in CSV files)")
+        if any(t.tag == tag for t in found):
+            raise ValueError(f"{where}.tag {tag!r} is declared twice")
+        found.append(Topic(tag, _topic_text(item["label"], f"{where}.label", TOPIC_LABEL_MAX, required=True),
+                           _topic_text(item.get("label_en", ""), f"{where}.label_en", TOPIC_LABEL_MAX,
+                                       required=False)))
+    return tuple(found)
+
+
+@dataclass(frozen=True)
 class SubscribersConfig:
     database: Path = _option(relative_path, Path("subscribers.db"))  # SQLite: subscribers and the delivery ledger
     ses_contact_list: str | None = _option(optional(text()), None)  # keep subscribers in this SES contact list
     ses_topic: str | None = _option(optional(text()), None)  # a topic of that list (SES hosts the preferences page)
+    # The topics readers choose on the preferences page (`publisher serve`): subscriber tags, with labels.
+    topics: tuple[Topic, ...] = _option(topics, (), env=False)
 
 
 def smtp_security(value: Any) -> str:
@@ -491,6 +557,7 @@ class Config:
                 if f"{name}.{f.name}" not in NOT_RENDERED:
                     parts.append(f"{name}.{f.name}={getattr(section, f.name)!s}")
         parts.append(f"unsubscribe_url={unsubscribe_url(self)}")  # may come from serve.public_url (left out above)
+        parts.append(f"preferences_url={preferences_url(self)}")  # whether the emails link to the page
         return "\n".join(parts)
 
 
@@ -498,6 +565,14 @@ def unsubscribe_url(config: Config) -> str:
     """Where the unsubscribe links point: `email.unsubscribe_url`, or else the `/unsubscribe` of `publisher serve`
     at `serve.public_url`, or else under `site.url` (where only a proxy to `serve` answers: `check` warns)."""
     return config.email.unsubscribe_url or (config.serve.public_url or config.site.url) + "unsubscribe"
+
+
+def preferences_url(config: Config) -> str:
+    """Where the preferences links point: the `/preferences` of `publisher serve` at `serve.public_url`; "" (no
+    link) when serve is not configured, or when subscribers live in an SES contact list (SES hosts that page)."""
+    if not config.serve.public_url or config.subscribers.ses_contact_list:
+        return ""
+    return config.serve.public_url + "preferences"
 
 
 # Sections and settings that only steer writing, sending, deploying, scheduling and serving: no page, email or

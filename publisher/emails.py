@@ -28,7 +28,7 @@ import css_inline
 import mjml
 
 from . import markdown, messages
-from .config import CONTROL, Config, ascii_url, control_character, unsubscribe_url
+from .config import CONTROL, Config, ascii_url, control_character, preferences_url, unsubscribe_url
 from .content import Issue
 from .errors import PublisherError, relpath
 from .messages import N_, Messages
@@ -38,8 +38,8 @@ from .tokens import make_token
 from .transports import PermanentError
 
 GMAIL_CLIP_BYTES = 102 * 1024
-FIELDS = ("name", "email", "unsubscribe_url")
-_MARKER = re.compile(r"%%publisher:(name|email|unsubscribe_url)%%")
+FIELDS = ("name", "email", "unsubscribe_url", "preferences_url")
+_MARKER = re.compile(r"%%publisher:(name|email|unsubscribe_url|preferences_url)%%")
 EXAMPLE_ADDRESS = "reader@example.com"
 
 # The words of the email around the issue: msgids of the theme's message catalogues (messages.py), looked up
@@ -50,6 +50,7 @@ REASON = N_("You are receiving this because you subscribed to %(title)s.")
 SENT_TO = N_("This email was sent to %(email)s")
 VIEW_IN_BROWSER = N_("View in browser")
 UNSUBSCRIBE = N_("Unsubscribe")
+PREFERENCES = N_("Preferences")  # the footer link to the preferences page of `publisher serve`
 
 
 class UnsafeValue(PermanentError, PublisherError):
@@ -76,6 +77,7 @@ def strings_for(config: Config, theme: Theme | None = None) -> dict[str, str]:
     greeting, _, greeting_end = said.gettext(GREETING).partition("%(name)s")
     sent_to = said.gettext(SENT_TO).partition("%(email)s")[0]
     return {"view_in_browser": said.gettext(VIEW_IN_BROWSER), "unsubscribe": said.gettext(UNSUBSCRIBE),
+            "preferences": said.gettext(PREFERENCES),
             "greeting": greeting, "greeting_end": greeting_end, "sent_to": sent_to, "reader": said.gettext(READER),
             "reason": said.gettext(REASON).replace("%(title)s", "{title}")}
 
@@ -104,6 +106,7 @@ class Sender:
     reason: str
     postal_address: str
     default_name: str
+    preferences_url: str = ""  # the preferences page of `publisher serve`; "" when there is none (no link)
 
     @property
     def domain(self) -> str:
@@ -135,6 +138,7 @@ def sender_of(config: Config, *, require_address: bool = True, theme: Theme | No
         reason=email.reason or said.gettext(REASON, title=site.title),
         postal_address=email.postal_address,
         default_name=email.default_name or said.gettext(READER),
+        preferences_url=ascii_url(preferences_url(config)) if preferences_url(config) else "",
     )
 
 
@@ -236,7 +240,8 @@ def render_email(config: Config, issue: Issue, body_html: str, *, theme: Theme |
         "issue": {"title": issue.title, "subject": subject, "preheader": issue.preheader or issue.summary,
                   "permalink": permalink, "date_text": said.format_date(local),
                   "date_iso": local.isoformat(), "summary": issue.summary, "tags": list(issue.tags)},
-        "email": {"reason": sender.reason, "postal_address": sender.postal_address},
+        "email": {"reason": sender.reason, "postal_address": sender.postal_address,
+                  "preferences": bool(sender.preferences_url)},  # whether `recipient.preferences_url` leads anywhere
         "strings": strings_for(config, theme),
         "recipient": _Markers(),
     }
@@ -310,6 +315,11 @@ def email_warnings(config: Config) -> list[str]:
             "behind a proxy there; set serve.public_url to where `publisher serve` is reached (the links then go to "
             "<public_url>unsubscribe), or email.unsubscribe_url, or keep subscribers in an SES contact list "
             "(subscribers.ses_contact_list with email.transport = \"ses\"): SES then hosts the unsubscribe page")
+    if config.subscribers.topics and not preferences_url(config):
+        warnings.append(
+            f"{config.file.name}: subscribers.topics: readers choose topics on the preferences page of `publisher "
+            "serve`, and the emails link to it only when serve.public_url is set (and subscribers are not in an SES "
+            "contact list, whose page SES hosts)")
     return warnings
 
 
@@ -515,7 +525,12 @@ class MessageFactory:
         check_recipient(recipient)
         token = make_token(self.secret, "unsubscribe", recipient.email, self.sender.list_id)
         url = f"{self.sender.unsubscribe_url}{'&' if '?' in self.sender.unsubscribe_url else '?'}token={token}"
-        values = {"name": recipient.name or self.sender.default_name, "email": recipient.email, "unsubscribe_url": url}
+        preferences = ""
+        if self.sender.preferences_url:  # same rules as the unsubscribe token: the address and the list, no expiry
+            preferences = (f"{self.sender.preferences_url}?token="
+                           f"{make_token(self.secret, 'preferences', recipient.email, self.sender.list_id)}")
+        values = {"name": recipient.name or self.sender.default_name, "email": recipient.email, "unsubscribe_url": url,
+                  "preferences_url": preferences}
         return values, token
 
     def message_id(self, recipient: Recipient) -> str:
@@ -551,7 +566,8 @@ class MessageFactory:
 def neutral_values(config: Config, theme: Theme | None = None) -> dict[str, str]:
     """The fill-in for the public "view in browser" copy: no one's name, address or token."""
     sender = sender_of(config, require_address=False, theme=theme)
-    return {"name": sender.default_name, "email": "…", "unsubscribe_url": sender.unsubscribe_url}
+    return {"name": sender.default_name, "email": "…", "unsubscribe_url": sender.unsubscribe_url,
+            "preferences_url": sender.preferences_url}
 
 
 def browser_copy(config: Config, rendered: RenderedEmail, theme: Theme | None = None) -> bytes:

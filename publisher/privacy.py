@@ -176,6 +176,9 @@ def _forget_in_database(path: Path, who: str, report: ForgetReport, hashed: str)
             if "subscribers" in tables:
                 report.removed["subscriber (subscribers.db)"] = db.execute(
                     "DELETE FROM subscribers WHERE email = ?", (who,)).rowcount
+            if "moved" in tables:  # a change of address names both of the person's addresses: the row goes
+                if moved := db.execute("DELETE FROM moved WHERE old = ? OR new = ?", (who, who)).rowcount:
+                    report.removed["changes of address"] = moved
             if "deliveries" in tables:
                 report.removed["deliveries made anonymous"] = _anonymize(db, who, hashed)
             report.removed["other notes in subscribers.db"] = _redact_text(db, who, tables)
@@ -292,7 +295,7 @@ def export_person(config: Config, address: str, *, store: Store | None = None) -
     if subscriber is not None:
         record = {"email": subscriber.email, "name": subscriber.name, "status": subscriber.status,
                   "tags": list(subscriber.tags), "created": subscriber.created, "changed": subscriber.changed,
-                  "soft_bounces": soft}
+                  "soft_bounces": soft, "paused_until": subscriber.paused_until}
     return {"email": who, "store": store.description, "subscriber": record,
             "pending_confirmation": bool(subscriber and subscriber.status == "unconfirmed"),
             "deliveries": deliveries, "outbox_files": files}

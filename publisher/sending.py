@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -199,10 +199,12 @@ class Ledger:
         rows = self._query("SELECT audience FROM issue_audiences WHERE issue = ?", (issue,))
         return str(rows[0][0]) if rows else ""
 
-    def snapshot(self, issue: str, subject: str, store: Store, audience: Audience | None = None) -> int:
-        """Write a pending row for every active subscriber in `audience` (None: everyone), atomically; returns
-        the audience size."""
+    def snapshot(self, issue: str, subject: str, store: Store, audience: Audience | None = None, *,
+                 now: datetime | None = None) -> int:
+        """Write a pending row for every active subscriber in `audience` (None: everyone) who is not paused at
+        `now` (the send's time; default the clock's), atomically; returns the audience size."""
         stamp = now_text()
+        at = iso_time(now or clock_mod.now())
         with self.lock, write_transaction(self.db):
             self.db.execute("INSERT INTO issue_sends (issue, subject, audience, created_at) VALUES (?, ?, 0, ?)",
                             (issue, subject, stamp))
@@ -212,10 +214,10 @@ class Ledger:
                 self.db.execute(
                     "INSERT INTO deliveries (issue, email, name, state, created_at, changed_at) "
                     f"SELECT ?, email, name, 'pending', ?, ? FROM subscribers WHERE status = 'active' AND ({where}) "
-                    "ORDER BY id", (issue, stamp, stamp, *args))
+                    "AND paused_until <= ? ORDER BY id", (issue, stamp, stamp, *args, at))
             else:  # another store: stream it in, through the same audience's Python matcher
                 rows = ((issue, s.email, s.name, stamp, stamp) for s in store.iter("active")
-                        if audience is None or audience.matches(s.tags))
+                        if (audience is None or audience.matches(s.tags)) and not s.paused_at(at))
                 self.db.executemany("INSERT OR IGNORE INTO deliveries (issue, email, name, state, created_at, "
                                     "changed_at) VALUES (?, ?, ?, 'pending', ?, ?)", rows)
             audience = self.db.execute("SELECT count(*) FROM deliveries WHERE issue = ?", (issue,)).fetchone()[0]
@@ -566,16 +568,16 @@ def send_issue(config: Config, slug: str, *, transport: Transport | None = None,
         if ledger.started(slug):
             _same_audience(ledger, slug, audience)
         if dry_run:
-            report.selected, report.active = count_audience(store, audience)
+            report.selected, report.active = count_audience(store, audience, now=now)
             counts = ledger.counts(slug) if ledger.started(slug) else {"pending": report.selected}
             report.audience = sum(counts.values())
             report.remaining = counts.get("pending", 0)
             report.already_sent = counts.get("sent", 0)
-            report.preview = _preview(factory, store, ledger, slug, audience)
+            report.preview = _preview(factory, store, ledger, slug, audience, now=now)
             report.seconds = clock() - started
             return report
         if not ledger.started(slug):
-            ledger.snapshot(slug, rendered.subject, store, audience)
+            ledger.snapshot(slug, rendered.subject, store, audience, now=now)
         uncertain = ledger.counts(slug).get("sending", 0)
         if uncertain:
             if resend_uncertain:
@@ -611,6 +613,11 @@ def send_issue(config: Config, slug: str, *, transport: Transport | None = None,
     return report
 
 
+def iso_time(when: datetime) -> str:
+    """`when` as the stores write times (`clock.iso()`): UTC to the second, comparable as text."""
+    return when.astimezone(UTC).isoformat(timespec="seconds")
+
+
 def _same_audience(ledger: Ledger, slug: str, audience: Audience | None) -> None:
     """Refuses to go on with a started send under another audience: its snapshot is the one list it sends to."""
     started_with = ledger.audience_key(slug)
@@ -624,22 +631,25 @@ def _same_audience(ledger: Ledger, slug: str, audience: Audience | None) -> None
                               "two audiences")
 
 
-def count_audience(store: Store, audience: Audience | None) -> tuple[int, int]:
+def count_audience(store: Store, audience: Audience | None, *, now: datetime | None = None) -> tuple[int, int]:
     """(active subscribers the audience selects, all active subscribers): counted in SQL for the SQLite store,
-    with the audience's Python matcher for another."""
+    with the audience's Python matcher for another. With `now`, the selected leave out those paused then."""
     active = store.count("active")
-    if audience is None:
+    if audience is None and now is None:
         return active, active
+    at = iso_time(now) if now is not None else ""
     if isinstance(store, SqliteStore):
-        where, args = audience.sql("subscribers.tags")
-        row = store.db.execute(f"SELECT count(*) FROM subscribers WHERE status = 'active' AND ({where})",
-                               args).fetchone()
+        where, args = audience.sql("subscribers.tags") if audience else ("1", [])
+        paused = " AND paused_until <= ?" if at else ""
+        row = store.db.execute(f"SELECT count(*) FROM subscribers WHERE status = 'active' AND ({where}){paused}",
+                               (*args, at) if at else args).fetchone()
         return int(row[0]), active
-    return sum(1 for s in store.iter("active") if audience.matches(s.tags)), active
+    return sum(1 for s in store.iter("active") if (audience is None or audience.matches(s.tags))
+               and not (at and s.paused_at(at))), active
 
 
 def _preview(factory: MessageFactory, store: Store, ledger: Ledger, slug: str, audience: Audience | None = None,
-             n: int = 3) -> list[str]:
+             n: int = 3, *, now: datetime | None = None) -> list[str]:
     """The headers of the first messages, for --dry-run."""
     from email import message_from_bytes, policy
 
@@ -650,6 +660,8 @@ def _preview(factory: MessageFactory, store: Store, ledger: Ledger, slug: str, a
         people = []
         for subscriber in store.iter("active"):
             if audience is not None and not audience.matches(subscriber.tags):
+                continue
+            if now is not None and subscriber.paused_at(iso_time(now)):
                 continue
             people.append(Recipient(subscriber.email, subscriber.name))
             if len(people) >= n:

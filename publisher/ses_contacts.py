@@ -23,7 +23,7 @@ from typing import Any
 
 from .config import Config
 from .errors import PublisherError
-from .subscribers import STATUSES, SUPPRESSED, Subscriber, _merge, now_text, validate_subscriber
+from .subscribers import STATUSES, SUPPRESSED, Subscriber, _merge, clean_tags, now_text, validate_subscriber
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,17 @@ def _text_time(value: Any) -> str:
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat(timespec="seconds")
     return str(value or "")
+
+
+def _pause_time(value: Any) -> str:
+    """A stored `paused_until` attribute as `clock.iso()` writes it, or "" for anything else (another tool's)."""
+    if not isinstance(value, str) or not value:
+        return ""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return ""
+    return when.astimezone(UTC).isoformat(timespec="seconds") if when.tzinfo else ""
 
 
 def _attributes(contact: dict[str, Any]) -> dict[str, Any]:
@@ -200,7 +211,8 @@ class SesContactStore:
         tags = tuple(t for t in data.get("tags") or [] if isinstance(t, str))
         return Subscriber(contact["EmailAddress"], str(data.get("name") or ""), status, tags,
                           str(data.get("created") or _text_time(contact.get("CreatedTimestamp"))),
-                          str(data.get("changed") or _text_time(contact.get("LastUpdatedTimestamp"))))
+                          str(data.get("changed") or _text_time(contact.get("LastUpdatedTimestamp"))),
+                          _pause_time(data.get("paused_until")))
 
     def _write(self, subscriber: Subscriber, old: dict[str, Any] | None, *, soft_bounces: int | None = None) -> None:
         """Create or update a contact from our record, keeping other tools' attributes and topic choices."""
@@ -208,6 +220,10 @@ class SesContactStore:
         data.update(name=subscriber.name, tags=list(subscriber.tags), status=subscriber.status,
                     created=subscriber.created, changed=subscriber.changed,
                     soft_bounces=soft_bounces if soft_bounces is not None else int(data.get("soft_bounces") or 0))
+        if subscriber.paused_until:  # only while paused: the attributes of a contact never paused stay as they were
+            data["paused_until"] = subscriber.paused_until
+        else:
+            data.pop("paused_until", None)
         suppressed = subscriber.status in SUPPRESSED
         args: dict[str, Any] = {"EmailAddress": subscriber.email, "UnsubscribeAll": suppressed,
                                 "AttributesData": json.dumps(data, ensure_ascii=False, sort_keys=True)}
@@ -247,10 +263,12 @@ class SesContactStore:
         merged, verdict = _merge(old, subscriber, reactivate, validated=True)
         stamp = now_text()
         if verdict == "added":
-            self._write(Subscriber(merged.email, merged.name, merged.status, merged.tags, stamp, stamp), None,
+            self._write(Subscriber(merged.email, merged.name, merged.status, merged.tags, stamp, stamp,
+                                   merged.paused_until), None,
                         soft_bounces=0)
         elif merged is not old:
-            self._write(Subscriber(merged.email, merged.name, merged.status, merged.tags, merged.created, stamp),
+            self._write(Subscriber(merged.email, merged.name, merged.status, merged.tags, merged.created, stamp,
+                                   merged.paused_until),
                         contact)
         return verdict
 
@@ -272,7 +290,8 @@ class SesContactStore:
         old = self._subscriber(contact)
         if old.status == status:
             return False
-        self._write(Subscriber(old.email, old.name, status, old.tags, old.created, now_text()), contact)
+        self._write(Subscriber(old.email, old.name, status, old.tags, old.created, now_text(), old.paused_until),
+                    contact)
         return True
 
     def add_soft_bounce(self, email: str) -> int:
@@ -282,13 +301,42 @@ class SesContactStore:
             return 0
         old = self._subscriber(contact)
         count = int(_attributes(contact).get("soft_bounces") or 0) + 1
-        self._write(Subscriber(old.email, old.name, old.status, old.tags, old.created, now_text()), contact,
-                    soft_bounces=count)
+        self._write(Subscriber(old.email, old.name, old.status, old.tags, old.created, now_text(), old.paused_until),
+                    contact, soft_bounces=count)
         return count
 
     def forget(self, email: str) -> bool:
         self._ensure_list()
         return self._call("delete_contact", missing_ok=True, EmailAddress=email) is not None
+
+    # The preferences page: topics and the pause are attributes like the rest of the record. There is no such page
+    # for this store (SES hosts one: `config.preferences_url` is "" with a contact list), but the commands may use
+    # these. An address cannot be renamed in SES: that one is refused.
+
+    def set_tags(self, email: str, tags: Iterable[str]) -> bool:
+        self._ensure_list()
+        contact = self._contact(email)
+        if contact is None:
+            return False
+        old = self._subscriber(contact)
+        self._write(Subscriber(old.email, old.name, old.status, clean_tags(tags), old.created, now_text(),
+                               old.paused_until), contact)
+        return True
+
+    def set_paused(self, email: str, until: str) -> bool:
+        self._ensure_list()
+        contact = self._contact(email)
+        if contact is None:
+            return False
+        old = self._subscriber(contact)
+        self._write(Subscriber(old.email, old.name, old.status, old.tags, old.created, now_text(), until), contact)
+        return True
+
+    def change_email(self, old: str, new: str) -> bool:
+        raise PublisherError("an SES contact list cannot change a contact's address",
+                             field="subscribers.ses_contact_list",
+                             hint="the reader subscribes the new address (SES hosts the preferences page), or "
+                                  "`publisher subscribers add NEW` and `subscribers forget OLD`")
 
     def soft_bounces(self, email: str) -> int:
         """The soft bounces counted for `email` (0 for an unknown address); for `subscribers export ADDRESS`."""

@@ -26,7 +26,7 @@ from .errors import Problem, PublisherError, relpath
 
 STATUSES = ("active", "unconfirmed", "unsubscribed", "bounced", "complained")
 SUPPRESSED = ("unsubscribed", "bounced", "complained")  # never emailed again (unless reactivated on purpose)
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: paused_until (the preferences page's "pause for N weeks")
 NAME_MAX = 100  # characters, after normalisation
 TAG_MAX = 40
 TAGS_MAX = 20
@@ -44,6 +44,11 @@ class Subscriber:
     tags: tuple[str, ...] = ()
     created: str = ""
     changed: str = ""
+    paused_until: str = ""  # UTC, as `clock.iso()`: no issue goes to the address before then; "": not paused
+
+    def paused_at(self, when: str) -> bool:
+        """Whether the subscriber is paused at `when` (a `clock.iso()` text: the same form compares as text)."""
+        return bool(self.paused_until) and self.paused_until > when
 
 
 def normalize_email(address: str, *, test_domains: bool = False) -> str:
@@ -129,7 +134,7 @@ def validate_subscriber(subscriber: Subscriber, *, test_domains: bool = False) -
         raise PublisherError(f"unknown status {subscriber.status!r}", field="status",
                              hint=f"one of {', '.join(STATUSES)}")
     return Subscriber(email, clean_text(subscriber.name, "name", NAME_MAX), subscriber.status,
-                      clean_tags(subscriber.tags), subscriber.created, subscriber.changed)
+                      clean_tags(subscriber.tags), subscriber.created, subscriber.changed, subscriber.paused_until)
 
 
 def printable(text: str) -> str:
@@ -164,6 +169,34 @@ class Store(Protocol):
 
     def count(self, status: str | None = None) -> int: ...
 
+    # The preferences page (preferences.py). A store that cannot do one raises PublisherError saying so.
+
+    def set_tags(self, email: str, tags: Iterable[str]) -> bool:
+        """Replace the subscriber's tags with exactly `tags` (validated as any tags); False if there is no one."""
+
+    def set_paused(self, email: str, until: str) -> bool:
+        """No issue goes to `email` before `until` (a `clock.iso()` text; "" resumes); False if there is no one."""
+
+    def change_email(self, old: str, new: str) -> bool:
+        """`old`'s record under the address `new` (see `merge_change`); False if `old` is not there."""
+
+
+# The more restrictive a status, the higher: a merge keeps the higher one (consent is never widened). An
+# unconfirmed address that the change-address link was followed from counts as confirmed.
+_RESTRICTION = {"active": 0, "unconfirmed": 0, "unsubscribed": 1, "bounced": 2, "complained": 3}
+
+
+def merge_change(old: Subscriber, existing: Subscriber | None, new_email: str) -> Subscriber:
+    """The record after `old` moved to `new_email`, where `existing` may already be subscribed: `old`'s name, tags,
+    created time and pause, the union of both tag sets, and the more restrictive status of the two (a suppressed
+    address stays suppressed, whoever asks)."""
+    if existing is None:
+        return Subscriber(new_email, old.name, old.status, old.tags, old.created, old.changed, old.paused_until)
+    status = old.status if _RESTRICTION[old.status] >= _RESTRICTION[existing.status] else existing.status
+    tags = tuple(dict.fromkeys(old.tags + existing.tags))[:TAGS_MAX]
+    return Subscriber(new_email, old.name or existing.name, status, tags, old.created, old.changed,
+                      old.paused_until)
+
 
 def _merge(old: Subscriber | None, new: Subscriber, reactivate: bool, *,
            validated: bool = False) -> tuple[Subscriber, str]:
@@ -182,7 +215,7 @@ def _merge(old: Subscriber | None, new: Subscriber, reactivate: bool, *,
         raise PublisherError(f"{new.email} would have {len(tags)} tags; at most {TAGS_MAX} are allowed",
                              field="tags")
     merged = Subscriber(old.email, new.name or old.name, old.status if kept else new.status, tags, old.created,
-                        old.changed)
+                        old.changed, old.paused_until)
     if (merged.name, merged.status, merged.tags) == (old.name, old.status, old.tags):
         return old, "kept" if kept else "unchanged"
     return merged, "kept" if kept else "updated"
@@ -243,13 +276,26 @@ def write_transaction(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("COMMIT")
 
 
-def migrate(db: sqlite3.Connection, component: str, version: int, statements: Iterable[str]) -> None:
-    """Create a component's tables on first use; refuse a database made by a newer publisher."""
+def migrate(db: sqlite3.Connection, component: str, version: int, statements: Iterable[str],
+            upgrades: dict[int, Iterable[str]] | None = None) -> None:
+    """Create a component's tables on first use (`statements` make the newest schema); bring an older one up to
+    `version` with `upgrades` ({n: the statements that turn schema n - 1 into n}, each step in one
+    transaction); refuse a database made by a newer publisher."""
     row = db.execute("SELECT version FROM schema_versions WHERE component = ?", (component,)).fetchone()
     if row is not None:
         if row[0] > version:
             raise PublisherError(f"the database was made by a newer publisher ({component} schema {row[0]}, "
                                  f"this one knows {version})", hint="upgrade publisher")
+        for step in range(row[0] + 1, version + 1):
+            with write_transaction(db):
+                # Another process may have upgraded it while this one waited for the write lock.
+                now_at = db.execute("SELECT version FROM schema_versions WHERE component = ?",
+                                    (component,)).fetchone()[0]
+                if now_at >= step:
+                    continue
+                for statement in (upgrades or {}).get(step, ()):
+                    db.execute(statement)
+                db.execute("UPDATE schema_versions SET version = ? WHERE component = ?", (step, component))
         return
     with write_transaction(db):
         # Another process may have created the tables while this one waited for the write lock.
@@ -268,10 +314,20 @@ SUBSCRIBER_TABLES = (
         tags TEXT NOT NULL DEFAULT '[]',
         soft_bounces INTEGER NOT NULL DEFAULT 0,
         created_at TEXT NOT NULL,
-        changed_at TEXT NOT NULL
+        changed_at TEXT NOT NULL,
+        paused_until TEXT NOT NULL DEFAULT ''
     )""",
     "CREATE INDEX subscribers_status ON subscribers (status, id)",
+    # Where an address moved (the preferences page's change of address): an unsubscribe link in an email sent
+    # before the move still reaches the record. Never followed to widen anything.
+    """CREATE TABLE moved (
+        old TEXT PRIMARY KEY,
+        new TEXT NOT NULL,
+        moved_at TEXT NOT NULL
+    )""",
 )
+SUBSCRIBER_UPGRADES = {2: ("ALTER TABLE subscribers ADD COLUMN paused_until TEXT NOT NULL DEFAULT ''",
+                           SUBSCRIBER_TABLES[2])}
 
 
 class SqliteStore:
@@ -280,16 +336,16 @@ class SqliteStore:
         self.description = shown or str(path)
         self.db = connect(path, self.description)
         with database_errors(path, self.description):
-            migrate(self.db, "subscribers", SCHEMA_VERSION, SUBSCRIBER_TABLES)
+            migrate(self.db, "subscribers", SCHEMA_VERSION, SUBSCRIBER_TABLES, SUBSCRIBER_UPGRADES)
 
     def close(self) -> None:
         self.db.close()
 
     @staticmethod
     def _row(row: sqlite3.Row | tuple) -> Subscriber:  # type: ignore[type-arg]
-        return Subscriber(row[0], row[1], row[2], tuple(json.loads(row[3])), row[4], row[5])
+        return Subscriber(row[0], row[1], row[2], tuple(json.loads(row[3])), row[4], row[5], row[6] or "")
 
-    _COLUMNS = "email, name, status, tags, created_at, changed_at"
+    _COLUMNS = "email, name, status, tags, created_at, changed_at, paused_until"
 
     def get(self, email: str) -> Subscriber | None:
         with database_errors(self.path, self.description):
@@ -341,6 +397,47 @@ class SqliteStore:
 
     def forget(self, email: str) -> bool:
         return self.db.execute("DELETE FROM subscribers WHERE email = ?", (email,)).rowcount > 0
+
+    def set_tags(self, email: str, tags: Iterable[str]) -> bool:
+        cleaned = json.dumps(list(clean_tags(tags)), ensure_ascii=False)
+        with database_errors(self.path, self.description):
+            cursor = self.db.execute("UPDATE subscribers SET tags = ?, changed_at = ? WHERE email = ?",
+                                     (cleaned, now_text(), email))
+        return cursor.rowcount > 0
+
+    def set_paused(self, email: str, until: str) -> bool:
+        with database_errors(self.path, self.description):
+            cursor = self.db.execute("UPDATE subscribers SET paused_until = ?, changed_at = ? WHERE email = ?",
+                                     (until, now_text(), email))
+        return cursor.rowcount > 0
+
+    def change_email(self, old: str, new: str) -> bool:
+        new = validate_subscriber(Subscriber(new), test_domains=True).email
+        with database_errors(self.path, self.description), write_transaction(self.db):
+            current = self.get(old)
+            if current is None:
+                return False
+            if new == old:
+                return True
+            existing = self.get(new)
+            merged = merge_change(current, existing, new)
+            if existing is not None:  # one person, one record: the old one (its id, created time) goes on
+                self.db.execute("DELETE FROM subscribers WHERE email = ?", (new,))
+            self.db.execute("UPDATE subscribers SET email = ?, name = ?, status = ?, tags = ?, changed_at = ? "
+                            "WHERE email = ?", (new, merged.name, merged.status,
+                                                json.dumps(list(merged.tags), ensure_ascii=False), now_text(), old))
+            # Earlier moves now lead here too (one hop, however often an address moved); a move back drops it.
+            self.db.execute("UPDATE moved SET new = ? WHERE new = ?", (new, old))
+            self.db.execute("DELETE FROM moved WHERE old = ?", (new,))
+            self.db.execute("INSERT OR REPLACE INTO moved (old, new, moved_at) VALUES (?, ?, ?)",
+                            (old, new, now_text()))
+        return True
+
+    def moved_to(self, email: str) -> str | None:
+        """The address `email` moved to by a change of address, if it did (for unsubscribe links only)."""
+        with database_errors(self.path, self.description):
+            row = self.db.execute("SELECT new FROM moved WHERE old = ?", (email,)).fetchone()
+        return str(row[0]) if row else None
 
     def soft_bounces(self, email: str) -> int:
         """The soft bounces counted for `email` (0 for an unknown address); for `subscribers export ADDRESS`."""

@@ -1,4 +1,4 @@
-"""The subscribe / confirm / unsubscribe web endpoint (`publisher serve`): a small ASGI app (Starlette).
+"""The subscribe / confirm / unsubscribe / preferences web endpoint (`publisher serve`): a small ASGI app (Starlette).
 
 A static site cannot take a sign-up or an unsubscribe click, so this is the one piece that runs as a server
 (behind a reverse proxy, or on AWS Lambda with the SES contact-list store).
@@ -13,6 +13,8 @@ A static site cannot take a sign-up or an unsubscribe click, so this is the one 
 - GET (and HEAD) /unsubscribe?token=...: a page with one button. POST with `List-Unsubscribe=One-Click` (RFC
   8058, what Gmail and Yahoo send) unsubscribes at once, with no page.
   GET and HEAD never change anything: mail scanners open (and HEAD) every link in a message.
+- GET (and HEAD) /preferences?token=... and /change-address?token=...: the reader's preferences page (topics,
+  pause, new address, unsubscribe, download my data), each change a POST form; see preferences.py.
 - Abuse: per-IP and per-address rate limits on /subscribe, a honeypot field, a body size limit and read timeout,
   redirects only into the site, CORS only for the site, security headers on every answer (404, 405 and 500 too),
   tokens kept out of the access log, and (`serve`) limits on connections and on slow request headers.
@@ -431,29 +433,33 @@ class Endpoint:
     def _send_confirmation(self, address: str, name: str, version: str) -> None:
         expires = int(self.clock() + self.config.serve.confirm_within.total_seconds())
         token = make_token(self.secret, "confirm", address, self.sender.list_id, expires=expires, version=version)
-        link = f"{self.base}confirm?token={token}"
+        self.send_templated("confirm", address, name, f"{self.base}confirm?token={token}")
+
+    def send_templated(self, kind: str, address: str, name: str, link: str) -> None:
+        """A message with one link from the theme's email/<kind>.txt, .html and _subject.txt (confirm: the
+        double opt-in; change_address: the confirmation of a new address), through the confirmations' transport."""
         context = {"site": {"title": self.config.site.title, "url": self.config.site.url,
                             "language": self.config.site.language},
                    "link": link, "name": name or self.sender.default_name,
                    "days": self.config.serve.confirm_within.days or 1, "email": {"postal_address":
                                                                                   self.sender.postal_address}}
         message = EmailMessage()
-        subject = self.theme.render("email/confirm_subject.txt", **context).strip()
+        subject = self.theme.render(f"email/{kind}_subject.txt", **context).strip()
         message.set_raw("Subject", subject_header(subject))  # checked by headerregistry; GB18030 when caseless
         message["From"] = Address(self.sender.name, addr_spec=self.sender.address)  # encodes a Chinese name
         message["To"] = address
         message["Date"] = format_datetime(datetime.fromtimestamp(self.clock(), UTC))
         message["Message-ID"] = make_msgid(domain=self.sender.domain)
         message["Auto-Submitted"] = "auto-generated"
-        message.set_content(self.theme.render("email/confirm.txt", **context))
-        message.add_alternative(self.theme.render("email/confirm.html", **context), subtype="html")
+        message.set_content(self.theme.render(f"email/{kind}.txt", **context))
+        message.add_alternative(self.theme.render(f"email/{kind}.html", **context), subtype="html")
         with self.transport_lock:
             transport = self.transport or transport_for(self.config, "confirmations")
         try:
             transport.send(message.as_bytes(policy=message.policy.clone(linesep="\r\n")), sender=self.sender.address,
                            recipient=address, message_id=message["Message-ID"], number=int(self.clock() * 1000))
         except TransportError as exc:
-            log.error("subscribe: the confirmation to %s failed: %s", address, exc)
+            log.error("subscribe: the %s message to %s failed: %s", kind, address, exc)
 
     def _verify(self, request: Request, purpose: str, **kwargs: float) -> tuple[str, TokenData | None]:
         token = request.query_params.get("token", "")
@@ -529,6 +535,8 @@ class Endpoint:
     def _unsubscribe(self, email: str) -> None:
         with self.store() as store:
             current = store.get(email)
+            if current is None and (moved := getattr(store, "moved_to", lambda _: None)(email)):
+                email, current = moved, store.get(moved)  # a link from before a change of address
             if current is not None and current.status not in SUPPRESSED:
                 store.set_status(email, "unsubscribed")
 
@@ -574,10 +582,15 @@ def create_app(config: Config, **kwargs: object) -> Starlette:
         yield
         await run_in_threadpool(endpoint.close, SHUTDOWN_TIMEOUT)
 
+    from .preferences import PreferencesPages
+
+    preferences = PreferencesPages(endpoint)
     app = Starlette(routes=[
         Route("/subscribe", endpoint.subscribe, methods=["POST", "OPTIONS"]),
         Route("/confirm", endpoint.confirm, methods=["GET", "POST"]),
         Route("/unsubscribe", endpoint.unsubscribe, methods=["GET", "POST"]),
+        Route("/preferences", preferences.preferences, methods=["GET", "POST"]),
+        Route("/change-address", preferences.change_address, methods=["GET", "POST"]),
     ], middleware=[Middleware(SecurityHeaders)], exception_handlers={HTTPException: http_error,
                                                                       Exception: server_error},
         lifespan=lifespan)
@@ -590,7 +603,8 @@ def create_app(config: Config, **kwargs: object) -> Starlette:
 
 class QuerylessAccessLog(logging.Filter):
     """uvicorn's access log writes each request's path with its query string, and /confirm?token=... and
-    /unsubscribe?token=... carry a working token naming the address: log the path only."""
+    /unsubscribe?token=... (and /preferences, /change-address) carry a working token naming the address: log the
+    path only."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):

@@ -1,4 +1,4 @@
-"""Signed tokens for unsubscribe (and confirm) links: who, which list, what for, until when.
+"""Signed tokens for unsubscribe, preferences, confirm and change-address links: who, which list, what for, until when.
 
 A token is `payload.signature`, both base64url without padding. The payload is compact JSON; the signature is
 HMAC-SHA256 over the purpose and the payload, truncated to 128 bits, with the secret from `PUBLISHER_SECRET`.
@@ -39,6 +39,7 @@ class TokenData:
     list_id: str
     expires: int | None  # Unix time, or None for never (unsubscribe links must keep working)
     version: str | None = None  # what the subscriber's record looked like when it was issued (confirm tokens)
+    new: str | None = None  # change-address tokens: the address the record moves to
 
 
 def estimated_bits(value: str) -> float:
@@ -79,14 +80,17 @@ def _sign(secret: bytes, purpose: str, payload: str) -> str:
 
 
 def make_token(secret: bytes, purpose: str, email: str, list_id: str, expires: int | None = None,
-               version: str | None = None) -> str:
+               version: str | None = None, new: str | None = None) -> str:
     """`version` binds the token to a state of the subscriber's record: the verifier compares it with the
-    record's current one, so a change (an unsubscribe, a new sign-up) voids the tokens issued before it."""
+    record's current one, so a change (an unsubscribe, a new sign-up) voids the tokens issued before it. `new`
+    is a second address (the new one of a change-address token)."""
     body: dict[str, object] = {"e": email, "l": list_id}
     if expires is not None:
         body["x"] = expires
     if version is not None:
         body["v"] = version
+    if new is not None:
+        body["n"] = new
     payload = _b64(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
     return f"{payload}.{_sign(secret, purpose, payload)}"
 
@@ -104,9 +108,9 @@ def verify_token(secret: bytes, token: str, purpose: str, *, list_id: str | None
         raise InvalidToken("bad signature")
     try:
         body = json.loads(_unb64(payload))
-        version = body.get("v")
+        version, new = body.get("v"), body.get("n")
         data = TokenData(purpose, str(body["e"]), str(body["l"]), body.get("x"),
-                         None if version is None else str(version))
+                         None if version is None else str(version), None if new is None else str(new))
     except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
         raise InvalidToken("malformed token") from None
     if list_id is not None and data.list_id != list_id:

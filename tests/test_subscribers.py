@@ -22,7 +22,7 @@ def store(tmp_path):
 def test_schema_is_versioned_and_created_on_first_use(tmp_path):
     SqliteStore(tmp_path / "s.db").close()
     db = sqlite3.connect(tmp_path / "s.db")
-    assert db.execute("SELECT version FROM schema_versions WHERE component = 'subscribers'").fetchone() == (1,)
+    assert db.execute("SELECT version FROM schema_versions WHERE component = 'subscribers'").fetchone() == (2,)
     assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     db.execute("UPDATE schema_versions SET version = 99")
     db.commit()
