@@ -50,3 +50,15 @@ def test_a_note_keeps_its_links_paragraphs_and_chinese_text():
 def test_a_link_to_an_ordinary_anchor_is_not_a_footnote():
     md = html_to_markdown('<p>See <a href="#usage">usage</a>.</p><h2 id="usage">Usage</h2><p>Text</p>')
     assert "[usage](#usage)" in md and "[^" not in md
+
+
+def test_many_posts_are_converted_on_every_core_to_the_same_markdown():
+    from publisher.importers import writer
+
+    jobs = [(MARKDOWN_IT.replace("模型 A", f"模型 {n}"), f"https://old.example/p/{n}") for n in range(80)]
+    jobs[5] = ("<div>" * 5000 + "x" + "</div>" * 5000, None)  # too deep: reported, not a crash of the pool
+    jobs[7] = None  # a Markdown post: nothing to convert
+    serial = writer.convert_all(jobs, workers=1)
+    parallel = writer.convert_all(jobs, workers=2)
+    assert len(jobs) >= writer.PARALLEL_MIN and parallel == serial
+    assert parallel[5].too_deep and parallel[7] is None and parallel[9].markdown.startswith("模型 9[^1]")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import html as htmllib
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -179,29 +180,39 @@ def _definition(target: Any) -> Any:
 def _take_footnotes(soup: Any) -> list[tuple[int, Any]]:
     """Replace each footnote reference by a numbered mark and take the definitions out of the document:
     [(number, definition element)], in the order the references first appear."""
+    refs = soup.find_all("a", href=re.compile(r"^#."))
+    if not refs:
+        return []
+    ids = {}
+    for el in soup.find_all(id=True):
+        ids.setdefault(el["id"], el)  # the first of an id, as a browser's #link goes
     numbers: dict[int, int] = {}  # id(definition) -> number
     found: list[tuple[int, Any]] = []
-    for ref in soup.find_all("a", href=re.compile(r"^#.")):
-        target = soup.find(id=ref["href"][1:])
-        if target is None or not _is_footnote(target) or ref in target.descendants or target is ref:
+    replaced: set[int] = set()  # references already made marks: a back-reference pointing at one is not a note
+    for ref in refs:
+        target = ids.get(ref["href"][1:])
+        if target is None or target is ref or id(target) in replaced or not _is_footnote(target):
             continue
         definition = _definition(target)
-        if ref in definition.descendants:  # a back-reference inside the note itself
+        ancestors = {id(a) for a in ref.parents}
+        if id(target) in ancestors or id(definition) in ancestors:  # a back-reference inside the note itself
             continue
         number = numbers.setdefault(id(definition), len(numbers) + 1)
         if number > len(found):
             found.append((number, definition))
         holder = ref.parent if ref.parent is not None and ref.parent.name == "sup" and \
             ref.parent.get_text(strip=True) == ref.get_text(strip=True) else ref
+        replaced.update((id(ref), id(holder)))
         holder.replace_with(f"{_REF_OPEN}{number}{_REF_CLOSE}")
     for _, definition in found:
         for back in definition.find_all("a", href=re.compile(r"^#")):
             back.decompose()  # back-references (↩) and Substack's number link
         definition.extract()
         definition.name = "div"  # a note's text, not a list item any more
-    for container in soup.find_all(class_=re.compile(r"^footnotes?(-list|-sep)?$")):
-        if not container.get_text(strip=True):
-            container.decompose()  # the emptied list of notes, and markdown-it's separator rule
+    if found:
+        for container in soup.find_all(class_=re.compile(r"^footnotes?(-list|-sep)?$")):
+            if not container.get_text(strip=True):
+                container.decompose()  # the emptied list of notes, and markdown-it's separator rule
     return found
 
 
@@ -211,11 +222,19 @@ def _note(number: int, text: str) -> str:
     return f"[^{number}]: {lines[0]}" + (f"\n{rest}" if rest else "")
 
 
-def html_to_markdown(html: str, base: str | None = None) -> str:
+@dataclass(frozen=True)
+class Converted:
+    markdown: str
+    text: str  # the whole fragment as plain text, whitespace collapsed (for a summary or a missing title)
+    too_deep: bool = False  # the HTML nests too deeply to convert (nothing else is set)
+
+
+def convert(html: str, base: str | None = None) -> Converted:
     """An HTML fragment as publisher Markdown (ATX headings, `-` bullets, GFM tables, fenced code, footnotes as
-    `[^n]`)."""
+    `[^n]`), and as text: one parse for both."""
     converter = _Converter(base)
     soup = BeautifulSoup(html, "html.parser")
+    text = " ".join(soup.get_text(" ").split())
     notes = _take_footnotes(soup)
     markdown = converter.convert_soup(soup)
     if notes:
@@ -224,4 +243,9 @@ def html_to_markdown(html: str, base: str | None = None) -> str:
     markdown = re.sub(f"{_REF_OPEN}(\\d+){_REF_CLOSE}", r"[^\1]", markdown)
     markdown = re.sub(r"[ \t]+\n", "\n", markdown)
     markdown = re.sub(r"\n{3,}", "\n\n", markdown)
-    return markdown.strip("\n") + "\n" if markdown.strip() else ""
+    return Converted(markdown.strip("\n") + "\n" if markdown.strip() else "", text)
+
+
+def html_to_markdown(html: str, base: str | None = None) -> str:
+    """`convert`'s Markdown."""
+    return convert(html, base).markdown

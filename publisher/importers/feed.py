@@ -25,10 +25,11 @@ from xml.parsers import expat
 from ..config import Config
 from ..errors import PublisherError
 from .convert import plain
-from .network import MAX_BYTES, fetch_url, is_url, read_limited
+from .network import fetch_url, is_url, read_limited
 from .writer import IssueReport, Post, Progress, write_issues
 
 MAX_PAGES = 50
+MAX_FILE_BYTES = 64 * 1024 * 1024  # a feed file on disk (a whole archive in one file); a URL: network.MAX_BYTES
 ATOM = "{http://www.w3.org/2005/Atom}"
 CONTENT = "{http://purl.org/rss/1.0/modules/content/}"
 DC = "{http://purl.org/dc/elements/1.1/}"
@@ -290,7 +291,7 @@ def _read_pages(source: str, fetch: Fetch, max_pages: int, report: IssueReport) 
             raw = fetch(where)
         else:
             with open(where, "rb") as handle:
-                raw = read_limited(handle, where, MAX_BYTES)
+                raw = read_limited(handle, where, MAX_FILE_BYTES)
         page = parse_page(raw, where)
         if remote:  # relative entry links and images are relative to the page they are on
             for entry in page.entries:

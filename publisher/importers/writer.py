@@ -19,12 +19,14 @@ An address already suppressed here stays so whatever an import says (the store's
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import re
 import tempfile
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,10 +39,12 @@ from .. import content, markdown, redirects
 from ..config import Config
 from ..errors import Problem, PublisherError, relpath
 from ..subscribers import Subscriber, validate_subscriber
-from .convert import html_to_markdown, plain
+from .convert import Converted, convert, plain
 from .images import ImageCopier, remote_images, rewrite
 
 MAX_SLUG = 60
+PARALLEL_MIN = 64  # posts to convert before the work is spread over the cores (a fork costs ~50 ms)
+TOO_DEEP = Converted("", "", too_deep=True)
 SHOWN_PAGES = 5  # of the pages or files read, named in the report (an export has one per post)
 Progress = Callable[[int, int], None]
 
@@ -228,8 +232,9 @@ def _checked(value: str | None, check: Callable[[Any, Any], Any], config: Config
     return value.strip()
 
 
-def _meta(post: Post, title: str, date_text: str, day: str, slug: str, link: str | None, config: Config
-          ) -> dict[str, Any]:
+def _meta(post: Post, title: str, date_text: str, day: str, slug: str, link: str | None, full: str,
+          config: Config) -> dict[str, Any]:
+    """The frontmatter; `full`: the body as plain text, to leave out a summary that only repeats its start."""
     meta: dict[str, Any] = {"title": title, "date": date_text}
     if slug != content.slug_from_filename(Path(f"{day}-{slug}.md")):
         meta["slug"] = slug
@@ -237,7 +242,7 @@ def _meta(post: Post, title: str, date_text: str, day: str, slug: str, link: str
     if tags:
         meta["tags"] = tags
     summary = " ".join(post.summary.split()) or (plain(post.summary_html) if post.html else "")
-    full = plain(post.html) if post.html else " ".join((post.markdown or "").split())
+    full = full or " ".join((post.markdown or "").split())
     if summary and summary.rstrip(".…[] ") and not full.startswith(summary.rstrip(".…[] ")):
         meta["summary"] = summary
     if post.subject and post.subject.strip() and post.subject.strip() != title:
@@ -278,34 +283,77 @@ def write_issues(config: Config, posts: Iterable[Post], report: IssueReport, *, 
             continue
         planned.append((post, parsed, date_text))
     planned.sort(key=lambda p: (p[1], p[0].key))  # oldest first: the same export gives the same -2, -3
+    links = [_checked(post.link, content._http_url, config) for post, _, _ in planned]
+    for post, link in zip([p for p, _, _ in planned], links, strict=True):
+        if link and link in sources:
+            report.skipped.append(Skipped(post.link or post.title or post.key, "already imported",
+                                          str(relpath(sources[link], config.root))))
+    todo = [(plan, link) for plan, link in zip(planned, links, strict=True) if not (link and link in sources)]
+    bodies = convert_all([(post.html or post.summary_html, link) if post.markdown is None else None
+                          for (post, _, _), link in todo], progress)
     used: set[str] = set()
-    for done, (post, parsed, date_text) in enumerate(planned):
-        if progress:
-            progress(done, len(planned))
-        _write_one(config, post, parsed, date_text, report, sources, taken, used, images, aliases)
-    if progress:
-        progress(len(planned), len(planned))
+    for ((post, parsed, date_text), link), body in zip(todo, bodies, strict=True):
+        _write_one(config, post, link, body, parsed, date_text, report, taken, used, images, aliases)
     return report
 
 
-def _write_one(config: Config, post: Post, parsed: datetime, date_text: str, report: IssueReport,
-               sources: dict[str, Path], taken: set[str], used: set[str], images: ImageCopier | None,
+def _convert(job: tuple[str, str | None] | None) -> Converted | None:
+    """A post's HTML converted; None for a Markdown post (nothing to convert)."""
+    if job is None:
+        return None
+    try:
+        return convert(*job)
+    except RecursionError:
+        return TOO_DEEP
+
+
+_JOBS: list[tuple[str, str | None] | None] = []  # what the forked workers convert (inherited, not pickled)
+
+
+def _convert_queued(index: int) -> Converted | None:
+    return _convert(_JOBS[index])
+
+
+def convert_all(jobs: list[tuple[str, str | None] | None], progress: Progress | None = None,
+                workers: int | None = None) -> list[Converted | None]:
+    """`convert` of each (html, base) job, in order: on every core when there are many (the HTML parse and the
+    conversion are pure Python, about 25 ms an issue of 13 KB)."""
+    workers = workers or os.cpu_count() or 1
+    total = len(jobs)
+    results: list[Converted | None] = []
+    if total < PARALLEL_MIN or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        converted: Iterable[Converted | None] = map(_convert, jobs)
+        pool = None
+    else:
+        _JOBS[:] = jobs
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        converted = pool.map(_convert_queued, range(total), chunksize=max(1, min(16, total // (workers * 8))))
+    try:
+        for done, result in enumerate(converted, 1):
+            results.append(result)
+            if progress and (done % 16 == 0 or done == total):
+                progress(done, total)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+            _JOBS.clear()
+    return results
+
+
+def _write_one(config: Config, post: Post, link: str | None, converted: Converted | None, parsed: datetime,
+               date_text: str, report: IssueReport, taken: set[str], used: set[str], images: ImageCopier | None,
                aliases: bool) -> None:
     what = post.link or post.title or post.key
-    link = _checked(post.link, content._http_url, config)
-    if link and link in sources:
-        report.skipped.append(Skipped(what, "already imported", str(relpath(sources[link], config.root))))
+    if converted is not None and converted.too_deep:
+        report.skipped.append(Skipped(what, "its HTML is nested too deeply to convert"))
         return
-    if post.markdown is not None:
-        body = post.markdown.strip("\n") + "\n" if post.markdown.strip() else ""
+    if converted is None:  # a Markdown body, kept as written
+        markdown_text = post.markdown or ""
+        body = markdown_text.strip("\n") + "\n" if markdown_text.strip() else ""
+        text = " ".join(markdown_text.split())
     else:
-        try:
-            body = html_to_markdown(post.html or post.summary_html, link)
-        except RecursionError:
-            report.skipped.append(Skipped(what, "its HTML is nested too deeply to convert"))
-            return
-    title = " ".join(post.title.split()) or markdown.truncate(plain(post.html or post.summary_html)
-                                                              or " ".join((post.markdown or "").split()), 60)
+        body, text = converted.markdown, converted.text
+    title = " ".join(post.title.split()) or markdown.truncate(text, 60)
     if not title:
         report.skipped.append(Skipped(what, "no title and no text"))
         return
@@ -315,7 +363,7 @@ def _write_one(config: Config, post: Post, parsed: datetime, date_text: str, rep
     while slug in used or (slug in taken and not (config.content_dir / f"{day}-{slug}.md").exists()):
         slug, n = f"{base}-{n}", n + 1
     used.add(slug)
-    meta = _meta(post, title, date_text, day, slug, link, config)
+    meta = _meta(post, title, date_text, day, slug, link, text if post.html else "", config)
     if aliases:
         _alias(meta, link, slug, what, report)
     text = render_issue(meta, body)
