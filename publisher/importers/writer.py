@@ -25,7 +25,7 @@ import re
 import tempfile
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -289,8 +289,8 @@ def write_issues(config: Config, posts: Iterable[Post], report: IssueReport, *, 
             report.skipped.append(Skipped(post.link or post.title or post.key, "already imported",
                                           str(relpath(sources[link], config.root))))
     todo = [(plan, link) for plan, link in zip(planned, links, strict=True) if not (link and link in sources)]
-    bodies = convert_all([(post.html or post.summary_html, link) if post.markdown is None else None
-                          for (post, _, _), link in todo], progress)
+    bodies = converted([(post.html or post.summary_html, link) if post.markdown is None else None
+                        for (post, _, _), link in todo], progress)
     used: set[str] = set()
     for ((post, parsed, date_text), link), body in zip(todo, bodies, strict=True):
         _write_one(config, post, link, body, parsed, date_text, report, taken, used, images, aliases)
@@ -316,28 +316,33 @@ def _convert_queued(index: int) -> Converted | None:
 
 def convert_all(jobs: list[tuple[str, str | None] | None], progress: Progress | None = None,
                 workers: int | None = None) -> list[Converted | None]:
-    """`convert` of each (html, base) job, in order: on every core when there are many (the HTML parse and the
-    conversion are pure Python, about 25 ms an issue of 13 KB)."""
+    """`convert` of each (html, base) job, in order (see `converted`)."""
+    return list(converted(jobs, progress, workers))
+
+
+def converted(jobs: list[tuple[str, str | None] | None], progress: Progress | None = None,
+              workers: int | None = None) -> Iterator[Converted | None]:
+    """`convert` of each (html, base) job, in order, as they are done: on every core when there are many (the
+    HTML parse and the conversion are pure Python, about 15 ms an issue of 13 KB), so that the caller writes
+    the first issues while the workers convert the next."""
     workers = workers or os.cpu_count() or 1
     total = len(jobs)
-    results: list[Converted | None] = []
+    pool = None
     if total < PARALLEL_MIN or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        converted: Iterable[Converted | None] = map(_convert, jobs)
-        pool = None
+        results: Iterable[Converted | None] = map(_convert, jobs)
     else:
         _JOBS[:] = jobs
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-        converted = pool.map(_convert_queued, range(total), chunksize=max(1, min(16, total // (workers * 8))))
+        results = pool.map(_convert_queued, range(total), chunksize=max(1, min(16, total // (workers * 8))))
     try:
-        for done, result in enumerate(converted, 1):
-            results.append(result)
+        for done, result in enumerate(results, 1):
             if progress and (done % 16 == 0 or done == total):
                 progress(done, total)
+            yield result
     finally:
         if pool is not None:
-            pool.shutdown()
+            pool.shutdown(cancel_futures=True)
             _JOBS.clear()
-    return results
 
 
 def _write_one(config: Config, post: Post, link: str | None, converted: Converted | None, parsed: datetime,
