@@ -176,9 +176,10 @@ def _forget_in_database(path: Path, who: str, report: ForgetReport, hashed: str)
             if "subscribers" in tables:
                 report.removed["subscriber (subscribers.db)"] = db.execute(
                     "DELETE FROM subscribers WHERE email = ?", (who,)).rowcount
-            if "moved" in tables:  # a change of address names both of the person's addresses: the row goes
-                if moved := db.execute("DELETE FROM moved WHERE old = ? OR new = ?", (who, who)).rowcount:
-                    report.removed["changes of address"] = moved
+            # A change of address names both of the person's addresses: the row goes.
+            if "moved" in tables and (moved := db.execute("DELETE FROM moved WHERE old = ? OR new = ?",
+                                                          (who, who)).rowcount):
+                report.removed["changes of address"] = moved
             if "deliveries" in tables:
                 report.removed["deliveries made anonymous"] = _anonymize(db, who, hashed)
             report.removed["other notes in subscribers.db"] = _redact_text(db, who, tables)

@@ -272,7 +272,8 @@ class SesContactStore:
                         contact)
         return verdict
 
-    def upsert_many(self, subscribers: Iterable[Subscriber], *, reactivate: bool = False) -> dict[str, int]:
+    def upsert_many(self, subscribers: Iterable[Subscriber], *, reactivate: bool = False,
+                    validated: bool = False) -> dict[str, int]:  # each upsert validates (a network call anyway)
         """One upsert per contact (SES has no batch write; `CreateImportJob` needs an S3 file and no merge)."""
         counts: dict[str, int] = {}
         for subscriber in subscribers:

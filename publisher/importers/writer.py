@@ -514,7 +514,7 @@ def store(imported: Imported, subscribers_store, *, dry_run: bool = False,  # ty
         for subscriber in counted():
             report.verdicts[_merge(subscribers_store.get(subscriber.email), subscriber, False, validated=True)[1]] += 1
     else:  # one transaction: an import that fails half-way stores nothing
-        report.verdicts.update(subscribers_store.upsert_many(counted()))
+        report.verdicts.update(subscribers_store.upsert_many(counted(), validated=True))  # Imported.add did
     if progress:
         progress(total, total)
     return report
