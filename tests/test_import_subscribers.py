@@ -168,6 +168,16 @@ def test_the_cli_imports_and_reports(newsletter, run_cli, tmp_path):
     assert "not imported: 2 never subscribed (Mailchimp non-subscribed)" in result.output
     again = run_cli("-C", str(newsletter.root), "import", "mailchimp", str(export))
     assert "nothing changed" in again.output
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("email,status\ngood@example.com,active\nbad@example.com,subscribed\n", encoding="utf-8")
+    partly = run_cli("-C", str(newsletter.root), "import", "csv", str(mixed))
+    assert partly.exit_code == 1 and "refused: mixed.csv:3: status" in partly.output  # named, and exit 1
+    assert SqliteStore(newsletter.root / "subscribers.db").get("good@example.com").status == "active"  # kept
+    members = tmp_path / "members.csv"
+    members.write_text("id,email,name,subscribed_to_emails,deleted_at,labels\n1,m@example.com,M,true,,\n",
+                       encoding="utf-8")
+    ghost_list = run_cli("-C", str(newsletter.root), "import", "ghost", str(members))
+    assert ghost_list.exit_code == 0 and "nothing written" not in ghost_list.output  # a list only: no issue total
 
 
 def test_buttondown_maps_every_subscriber_type(tmp_path, store):
