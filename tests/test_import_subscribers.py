@@ -157,6 +157,11 @@ def test_a_damaged_archive_is_named(tmp_path):
     with pytest.raises(PublisherError) as caught:
         mailchimp.read_subscribers(broken)
     assert "audience.zip" in str(caught.value) or "members_export" in str(caught.value)
+    page = tmp_path / "download.zip"  # what a browser saves when the export link has expired: an HTML page
+    page.write_text("<html><body>Sign in</body></html>", encoding="utf-8")
+    for reader in (mailchimp.read_subscribers, listmonk.read_subscribers, csv_file.read_subscribers):
+        with pytest.raises(PublisherError, match="download.zip: is not a zip archive"):
+            reader(page)
 
 
 def test_the_cli_imports_and_reports(newsletter, run_cli, tmp_path):

@@ -27,6 +27,7 @@ def members(path: Path, suffixes: Iterable[str] = (".csv",)) -> list[tuple[str, 
     """(name, bytes) of the export's files ending in one of `suffixes`, sorted by name: from a zip, a folder, or
     `path` itself when it is one file."""
     wanted = tuple(s.lower() for s in suffixes)
+    refuse_non_zip(path, "download the export again")
     if path.is_dir():
         return [(p.relative_to(path).as_posix(), p.read_bytes()) for p in sorted(path.rglob("*"))
                 if p.is_file() and p.name.lower().endswith(wanted) and not p.name.startswith(".")]
