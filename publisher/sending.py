@@ -536,81 +536,87 @@ def send_issue(config: Config, slug: str, *, transport: Transport | None = None,
     report = SendReport(issue=slug, dry_run=dry_run)
     audience = parse_segment(segment) if isinstance(segment, str) else segment if segment else issue.segment
     report.segment = describe(audience)
+    own_store = store is None  # a store opened here is closed here
     store = store or open_store(config)
-    if test_to is not None:
-        from .subscribers import normalize_email
-
-        try:
-            address = normalize_email(test_to)
-        except ValueError as exc:
-            raise PublisherError(str(exc), field="--test") from None
-        if transport is None:
-            outbox = config.email.transport == "outbox"
-            transport = OutboxTransport(config.root / config.email.outbox, slug, test=True) if outbox \
-                else transport_for(config, slug)
-        factory = MessageFactory(as_test_copy(config, rendered), factory.sender, factory.secret, date=now,
-                                 id_salt=f"test {now.isoformat()}")
-        try:
-            transport.send(factory.message(Recipient(address)), sender=factory.sender.address, recipient=address,
-                           message_id=factory.message_id(Recipient(address)), number=0)
-        except (TransientError, PermanentError, UncertainError, FatalError) as exc:
-            raise PublisherError(f"the test message to {address} failed: {exc}") from None
-        finally:
-            transport.close()
-        report.sent = 1
-        report.seconds = clock() - started
-        return report
-
-    path = config.root / config.subscribers.database
-    db = connect(path)
     try:
-        ledger = Ledger(db, path)
-        if ledger.started(slug):
-            _same_audience(ledger, slug, audience)
-        if dry_run:
-            report.selected, report.active = count_audience(store, audience, now=now)
-            counts = ledger.counts(slug) if ledger.started(slug) else {"pending": report.selected}
-            report.audience = sum(counts.values())
-            report.remaining = counts.get("pending", 0)
-            report.already_sent = counts.get("sent", 0)
-            report.preview = _preview(factory, store, ledger, slug, audience, now=now)
+        if test_to is not None:
+            from .subscribers import normalize_email
+
+            try:
+                address = normalize_email(test_to)
+            except ValueError as exc:
+                raise PublisherError(str(exc), field="--test") from None
+            if transport is None:
+                outbox = config.email.transport == "outbox"
+                transport = OutboxTransport(config.root / config.email.outbox, slug, test=True) if outbox \
+                    else transport_for(config, slug)
+            factory = MessageFactory(as_test_copy(config, rendered), factory.sender, factory.secret, date=now,
+                                     id_salt=f"test {now.isoformat()}")
+            try:
+                transport.send(factory.message(Recipient(address)), sender=factory.sender.address, recipient=address,
+                               message_id=factory.message_id(Recipient(address)), number=0)
+            except (TransientError, PermanentError, UncertainError, FatalError) as exc:
+                raise PublisherError(f"the test message to {address} failed: {exc}") from None
+            finally:
+                transport.close()
+            report.sent = 1
             report.seconds = clock() - started
             return report
-        if not ledger.started(slug):
-            ledger.snapshot(slug, rendered.subject, store, audience, now=now)
-        uncertain = ledger.counts(slug).get("sending", 0)
-        if uncertain:
-            if resend_uncertain:
-                ledger.resolve_uncertain(slug, "pending", "resent by --resend-uncertain")
-            elif mark_uncertain_sent:
-                ledger.resolve_uncertain(slug, "sent", "marked sent by --mark-uncertain-sent")
-            else:
-                sample = ", ".join(ledger.uncertain(slug))
-                raise PublisherError(
-                    f"{uncertain} messages of {slug} may or may not have gone out (an earlier run stopped while "
-                    f"sending them: {sample}{', ...' if uncertain > 5 else ''})",
-                    hint="run again with --mark-uncertain-sent (no one gets two copies, some may get none) or "
-                    "--resend-uncertain (everyone gets one, some may get two)")
-        before = ledger.counts(slug)
-        report.audience = sum(before.values())
-        report.already_sent = before.get("sent", 0)
-        transport = transport or transport_for(config, slug)
+
+        path = config.root / config.subscribers.database
+        db = connect(path)
         try:
-            loop = SendLoop(config, rendered, transport, factory, ledger, join_status=isinstance(store, SqliteStore),
-                            clock=clock, sleep=sleep, progress=progress, stop=stop)
-            loop.run(report, limit)
+            ledger = Ledger(db, path)
+            if ledger.started(slug):
+                _same_audience(ledger, slug, audience)
+            if dry_run:
+                report.selected, report.active = count_audience(store, audience, now=now)
+                counts = ledger.counts(slug) if ledger.started(slug) else {"pending": report.selected}
+                report.audience = sum(counts.values())
+                report.remaining = counts.get("pending", 0)
+                report.already_sent = counts.get("sent", 0)
+                report.preview = _preview(factory, store, ledger, slug, audience, now=now)
+                report.seconds = clock() - started
+                return report
+            if not ledger.started(slug):
+                ledger.snapshot(slug, rendered.subject, store, audience, now=now)
+            uncertain = ledger.counts(slug).get("sending", 0)
+            if uncertain:
+                if resend_uncertain:
+                    ledger.resolve_uncertain(slug, "pending", "resent by --resend-uncertain")
+                elif mark_uncertain_sent:
+                    ledger.resolve_uncertain(slug, "sent", "marked sent by --mark-uncertain-sent")
+                else:
+                    sample = ", ".join(ledger.uncertain(slug))
+                    raise PublisherError(
+                        f"{uncertain} messages of {slug} may or may not have gone out (an earlier run stopped while "
+                        f"sending them: {sample}{', ...' if uncertain > 5 else ''})",
+                        hint="run again with --mark-uncertain-sent (no one gets two copies, some may get none) or "
+                        "--resend-uncertain (everyone gets one, some may get two)")
+            before = ledger.counts(slug)
+            report.audience = sum(before.values())
+            report.already_sent = before.get("sent", 0)
+            transport = transport or transport_for(config, slug)
+            try:
+                loop = SendLoop(config, rendered, transport, factory, ledger,
+                                join_status=isinstance(store, SqliteStore), clock=clock, sleep=sleep,
+                                progress=progress, stop=stop)
+                loop.run(report, limit)
+            finally:
+                transport.close()
+            after = ledger.counts(slug)
+            report.skipped = after.get("skipped", 0) - before.get("skipped", 0)
+            report.remaining = after.get("pending", 0)
+            report.uncertain = after.get("sending", 0)
+            if not report.remaining and not report.uncertain:
+                ledger.finish(slug)
         finally:
-            transport.close()
-        after = ledger.counts(slug)
-        report.skipped = after.get("skipped", 0) - before.get("skipped", 0)
-        report.remaining = after.get("pending", 0)
-        report.uncertain = after.get("sending", 0)
-        if not report.remaining and not report.uncertain:
-            ledger.finish(slug)
+            db.close()
+        report.seconds = clock() - started
+        return report
     finally:
-        db.close()
-    report.seconds = clock() - started
-    return report
+        if own_store:
+            store.close()
 
 
 def iso_time(when: datetime) -> str:
