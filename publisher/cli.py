@@ -923,6 +923,34 @@ def run_command(ctx: click.Context) -> None:
     run_forever(_root(ctx))
 
 
+@cli.group("schedule")
+def schedule_group() -> None:
+    """EventBridge Scheduler: publish each future issue at its exact time ([schedule] eventbridge_*)."""
+
+
+@schedule_group.command("sync")
+@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+@click.pass_context
+def schedule_sync(ctx: click.Context, dry_run: bool) -> None:
+    """One schedule per future issue in schedule.eventbridge_group: create, move, delete (publish does it too)."""
+    from . import schedules
+    from .config import load_config
+
+    config = load_config(_root(ctx))
+    if not schedules.enabled(config):
+        raise PublisherError("no EventBridge schedules are configured", file=config.file.name,
+                             field="schedule.eventbridge_target_arn",
+                             hint="set [schedule] eventbridge_target_arn and eventbridge_role_arn (deploy/README.md, "
+                                  "Exact-time publishing with EventBridge Scheduler)")
+    report = schedules.sync(config, now=clock.now(), dry_run=dry_run)
+    said = report.summary()
+    _say(said[:1].upper() + said[1:] + ("; nothing was changed." if dry_run else "."))
+    if report.conflicts:
+        raise PublisherError(f"{plural(len(report.conflicts), 'schedule name')} taken by schedules publisher did "
+                             f"not make: {', '.join(report.conflicts)}",
+                             hint="rename or delete them, or set another schedule.eventbridge_group")
+
+
 @cli.command("serve")
 @click.option("--host", default=None, help="Address to listen on (default: serve.host, 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default: serve.port, 8080).")

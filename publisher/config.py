@@ -493,11 +493,42 @@ def quiet_hours(value: Any) -> tuple[time, time]:
     return start, end
 
 
+_LAMBDA_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:function:[A-Za-z0-9_-]{1,64}"
+                        r"(:[A-Za-z0-9_$-]{1,128})?$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
+_SCHEDULE_GROUP = re.compile(r"^[0-9A-Za-z_.-]{1,64}$")
+
+
+def lambda_arn(value: Any) -> str:
+    if not isinstance(value, str) or not _LAMBDA_ARN.match(value.strip()):
+        raise ValueError("must be a Lambda function ARN like arn:aws:lambda:us-east-1:111122223333:function:"
+                         "publisher-publish")
+    return value.strip()
+
+
+def role_arn(value: Any) -> str:
+    if not isinstance(value, str) or not _ROLE_ARN.match(value.strip()):
+        raise ValueError("must be an IAM role ARN like arn:aws:iam::111122223333:role/publisher-scheduler")
+    return value.strip()
+
+
+def schedule_group(value: Any) -> str:
+    if not isinstance(value, str) or not _SCHEDULE_GROUP.match(value.strip()) or value.strip() == "default":
+        raise ValueError("must be an EventBridge Scheduler group name of its own (letters, digits, '-', '_', '.'; "
+                         "at most 64; not \"default\") like publisher")
+    return value.strip()
+
+
 @dataclass(frozen=True)
 class ScheduleConfig:
     every: timedelta = _option(duration, timedelta(minutes=5))  # how often `publisher run` publishes what is due
     quiet_hours: tuple[time, time] | None = _option(optional(quiet_hours), None)  # no emails then (site time)
     max_lateness: timedelta = _option(duration, timedelta(hours=24))  # older issues are not emailed unless forced
+    # EventBridge Scheduler (schedules.py): one `at(...)` schedule per future issue invoking this publish Lambda,
+    # assuming this role; both or neither (unset: no schedules, as before).
+    eventbridge_target_arn: str | None = _option(optional(lambda_arn), None)
+    eventbridge_role_arn: str | None = _option(optional(role_arn), None)
+    eventbridge_group: str = _option(schedule_group, "publisher")  # only schedules in it are ever changed
 
 
 @dataclass(frozen=True)

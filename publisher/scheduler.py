@@ -114,11 +114,12 @@ class PublishReport:
     failures: list[str] = field(default_factory=list)
     newly_public: list[str] = field(default_factory=list)
     hub_pings: list[HubPing] = field(default_factory=list)  # WebSub hubs told about the feeds this deploy changed
+    schedules: str | None = None  # what `schedules.sync` changed, with [schedule] eventbridge_* set
 
     @property
     def did_something(self) -> bool:
         return bool(self.built or self.deployed or any(self.sent.values()) or self.too_late or self.newly_public
-                    or self.not_sent)
+                    or self.not_sent or self.schedules)
 
 
 class State:
@@ -196,7 +197,26 @@ def publish(config: Config, *, now: datetime, due: bool = False, force: bool = F
                 _welcomes(config, report, now=now, stop=stop, transport_factory=transport_factory, secret=secret)
         finally:
             db.close()
+        _schedules(config, report, now=now)
     return report
+
+
+def _schedules(config: Config, report: PublishReport, *, now: datetime) -> None:
+    """Keep one EventBridge Scheduler schedule per future issue (schedules.py), last: after the emails, and a
+    failure is one of the report's failures, never an exception."""
+    from . import schedules
+
+    if not schedules.enabled(config):
+        return
+    try:
+        synced = schedules.sync(config, now=now)
+    except PublisherError as exc:
+        report.failures.append(f"schedules: {exc}")
+        return
+    if synced.changed or synced.conflicts:
+        report.schedules = synced.summary()
+    if synced.conflicts:
+        report.failures.append(f"schedules: {synced.summary()}")
 
 
 def _welcomes(config: Config, report: PublishReport, *, now: datetime, stop: threading.Event | None,
@@ -439,6 +459,8 @@ def summary(report: PublishReport) -> str:
         parts.append(f"published {', '.join(report.newly_public)}")
     if report.hub_pings:
         parts.append(websub.summary(report.hub_pings))
+    if report.schedules:
+        parts.append(report.schedules)
     for slug, n in report.sent.items():
         before = report.already_sent.get(slug, 0)
         if n == 0 and before:
