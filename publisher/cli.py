@@ -441,7 +441,8 @@ def deploy_command(ctx: click.Context, dry_run: bool, delete: bool) -> None:
 
 @cli.group()
 def subscribers() -> None:
-    """Manage subscribers (SQLite, or an SES contact list with subscribers.ses_contact_list)."""
+    """Manage subscribers (SQLite, a DynamoDB table with subscribers.dynamodb_table, or an SES contact list with
+    subscribers.ses_contact_list)."""
 
 
 def _store(ctx: click.Context):  # type: ignore[no-untyped-def]
@@ -600,6 +601,46 @@ def subscribers_forget(ctx: click.Context, address: str) -> None:
         click.echo("  (PUBLISHER_SECRET is not set: the anonymous rows hold a plain hash of the address)")
     for warning in report.warnings:
         log.warning("%s", warning)
+
+
+@subscribers.command("init-table")
+@click.option("--table", default=None, metavar="NAME", help="The table (default: subscribers.dynamodb_table).")
+@click.pass_context
+def subscribers_init_table(ctx: click.Context, table: str | None) -> None:
+    """Create the DynamoDB table for subscribers (on-demand, with its status index and TTL; see deploy/README.md).
+    For a test account or a local endpoint: in production the CloudFormation template creates it."""
+    from .config import load_config
+    from .stores.dynamodb import init_table
+
+    name, created = init_table(load_config(_root(ctx.find_root())), table)
+    click.echo(f"Created the DynamoDB table {name}." if created else f"The DynamoDB table {name} exists already; "
+               "nothing was changed.")
+
+
+@subscribers.command("migrate")
+@click.option("--to", "target", type=click.Choice(["dynamodb"]), required=True, help="Where to copy the subscribers.")
+@click.option("--table", default=None, metavar="NAME", help="The table (default: subscribers.dynamodb_table).")
+@click.pass_context
+def subscribers_migrate(ctx: click.Context, target: str, table: str | None) -> None:
+    """Copy every subscriber of subscribers.db (and every change of address) into DynamoDB, never overwriting
+    what is there, then compare the table with the file row for row. Exits 1 on any difference. Safe to run
+    again; subscribers.db is not changed."""
+    from .config import load_config
+    from .stores.migrate import migrate_to_dynamodb
+
+    config = load_config(_root(ctx.find_root()))
+    with progress_bar("Copying", after=1.0) as progress:
+        report = migrate_to_dynamodb(config, table=table,
+                                     progress=(lambda stage, done, total: progress(done, total)) if progress else None)
+    for line in report.lines():
+        click.echo(line)
+    if not report.ok:
+        raise PublisherError(f"{report.table} does not match {report.source}: "
+                             f"{plural(len(report.mismatches), 'difference')}, "
+                             f"{plural(len(report.refused), 'refused row')}",
+                             hint="fix the rows named above, then run the command again (it never overwrites)")
+    click.echo(f"Verified: {report.table} holds every subscriber of {report.source}. publisher uses the table "
+               "while [subscribers] dynamodb_table names it; keep the SQLite file as a backup.")
 
 
 # ---- sending ----

@@ -422,13 +422,29 @@ def topics(value: Any) -> tuple[Topic, ...]:
     return tuple(found)
 
 
+_DYNAMODB_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+
+
+def dynamodb_table(value: Any) -> str:
+    """`subscribers.dynamodb_table`: a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ . -)."""
+    if not isinstance(value, str) or not _DYNAMODB_TABLE.match(value.strip()):
+        raise ValueError('must be a DynamoDB table name (3 to 255 letters, digits, "_", "-" or "."), like "newsletter"')
+    return value.strip()
+
+
 @dataclass(frozen=True)
 class SubscribersConfig:
     database: Path = _option(relative_path, Path("subscribers.db"))  # SQLite: subscribers and the delivery ledger
     ses_contact_list: str | None = _option(optional(text()), None)  # keep subscribers in this SES contact list
     ses_topic: str | None = _option(optional(text()), None)  # a topic of that list (SES hosts the preferences page)
+    dynamodb_table: str | None = _option(optional(lambda v: dynamodb_table(v)), None)  # keep subscribers in DynamoDB
     # The topics readers choose on the preferences page (`publisher serve`): subscriber tags, with labels.
     topics: tuple[Topic, ...] = _option(topics, (), env=False)
+
+    @property
+    def in_sqlite(self) -> bool:
+        """Whether the subscribers live in `database` beside the ledger (not in SES or DynamoDB)."""
+        return not (self.ses_contact_list or self.dynamodb_table)
 
 
 def smtp_security(value: Any) -> str:
@@ -685,9 +701,20 @@ def config_from_dict(raw: Mapping[str, Any], *, root: Path, file: Path,
                 problems.append(Problem(f"{dotted} {exc}, got {value!r}{source}", file=shown, field=dotted))
         if not any(p.field and p.field.startswith(name + ".") for p in problems):
             sections[name] = cls(**values)
+    problems += _conflicts(sections, shown)
     if problems:
         raise PublisherError(problems=problems)
     return Config(root=root, file=file, **sections)
+
+
+def _conflicts(sections: Mapping[str, Any], shown: str) -> list[Problem]:
+    """Settings that are valid one by one but not together."""
+    subscribers = sections.get("subscribers")
+    if subscribers is not None and subscribers.ses_contact_list and subscribers.dynamodb_table:
+        return [Problem("subscribers.dynamodb_table and subscribers.ses_contact_list are both set; subscribers live "
+                        "in one store", file=shown, field="subscribers.dynamodb_table",
+                        hint="keep one of the two keys (see `publisher subscribers migrate` to move a list)")]
+    return []
 
 
 _EXAMPLES = {

@@ -165,7 +165,7 @@ def sent_issues(path: Path) -> list[str]:
 def issue_report(config: Config, slug: str | None = None) -> IssueReport:
     """The report of issue `slug` (default: the most recently sent issue) from the newsletter's database."""
     return report_from(config.root / config.subscribers.database, slug,
-                       subscribers=not config.subscribers.ses_contact_list)
+                       subscribers=config.subscribers.in_sqlite)
 
 
 def report_from(path: Path, slug: str | None = None, *, subscribers: bool = True) -> IssueReport:

@@ -476,6 +476,10 @@ class SqliteStore:
 
 
 def open_store(config: Config) -> Store:
+    if config.subscribers.dynamodb_table:
+        from .stores.dynamodb import DynamoDBStore
+
+        return DynamoDBStore(config)
     if config.subscribers.ses_contact_list:
         from .ses_contacts import SesContactStore
 

@@ -329,7 +329,7 @@ def send_pending(config: Config, transport: Transport | None = None, *, now: dat
             transport = transport or transport_for(config, SLUG)
             try:
                 loop = SendLoop(config, rendered, transport, factory, ledger,
-                                join_status=not config.subscribers.ses_contact_list, clock=clock, sleep=sleep,
+                                join_status=config.subscribers.in_sqlite, clock=clock, sleep=sleep,
                                 stop=stop)
                 loop.run(report, limit)
             finally:
