@@ -38,7 +38,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from . import clock as clock_mod
 from . import markdown, privacy
@@ -168,6 +168,27 @@ class SendReport:
 
 
 Progress = Callable[[int, int], None]
+
+
+class LedgerStore(Protocol):
+    """What SendLoop and send_issue need of a delivery ledger: `Ledger` (SQLite, below) or, with
+    `[subscribers] dynamodb_table`, `publisher.stores.dynamodb_ledger.DynamoDBLedger`. A row is an integer handle
+    that `pending` hands out (ordered as the ledger reads them) and the other row methods take back."""
+
+    def started(self, issue: str) -> bool: ...
+    def audience_key(self, issue: str) -> str: ...
+    def snapshot(self, issue: str, subject: str, store: Store, audience: Audience | None = None, *,
+                 now: datetime | None = None) -> int: ...
+    def counts(self, issue: str) -> dict[str, int]: ...
+    def uncertain(self, issue: str, limit: int = 5) -> list[str]: ...
+    def resolve_uncertain(self, issue: str, state: str, note: str) -> int: ...
+    def pending(self, issue: str, after: int, join_status: bool) -> list[tuple[int, str, str, str | None, int]]: ...
+    def mark(self, row: int, state: str, **fields: object) -> None: ...
+    def claim(self, row: int) -> bool: ...
+    def release(self, row: int, error: str) -> None: ...
+    def fail_unclaimed(self, row: int, error: str) -> bool: ...
+    def forgotten(self, issue: str) -> set[str]: ...
+    def finish(self, issue: str) -> None: ...
 
 
 class Ledger:
@@ -311,7 +332,7 @@ class SendLoop:
     """Sends one rendered issue through one transport, keeping the ledger."""
 
     def __init__(self, config: Config, rendered: RenderedEmail, transport: Transport, factory: MessageFactory,
-                 ledger: Ledger, *, join_status: bool, clock: Callable[[], float] = time.monotonic,
+                 ledger: LedgerStore, *, join_status: bool, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep, progress: Progress | None = None,
                  stop: threading.Event | None = None) -> None:
         self.config = config
@@ -563,10 +584,8 @@ def send_issue(config: Config, slug: str, *, transport: Transport | None = None,
             report.seconds = clock() - started
             return report
 
-        path = config.root / config.subscribers.database
-        db = connect(path)
+        ledger, close_ledger = _open_ledger(config)
         try:
-            ledger = Ledger(db, path)
             if ledger.started(slug):
                 _same_audience(ledger, slug, audience)
             if dry_run:
@@ -599,7 +618,8 @@ def send_issue(config: Config, slug: str, *, transport: Transport | None = None,
             transport = transport or transport_for(config, slug)
             try:
                 loop = SendLoop(config, rendered, transport, factory, ledger,
-                                join_status=isinstance(store, SqliteStore), clock=clock, sleep=sleep,
+                                join_status=isinstance(store, SqliteStore) or _same_table(ledger, store),
+                                clock=clock, sleep=sleep,
                                 progress=progress, stop=stop)
                 loop.run(report, limit)
             finally:
@@ -611,7 +631,7 @@ def send_issue(config: Config, slug: str, *, transport: Transport | None = None,
             if not report.remaining and not report.uncertain:
                 ledger.finish(slug)
         finally:
-            db.close()
+            close_ledger()
         report.seconds = clock() - started
         return report
     finally:
@@ -624,7 +644,31 @@ def iso_time(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(timespec="seconds")
 
 
-def _same_audience(ledger: Ledger, slug: str, audience: Audience | None) -> None:
+def _open_ledger(config: Config) -> tuple[LedgerStore, Callable[[], None]]:
+    """The ledger send_issue keeps, and how to close it: in the DynamoDB table with `subscribers.dynamodb_table`,
+    else in the SQLite database (welcome.py and report.py stay on SQLite)."""
+    if config.subscribers.dynamodb_table:
+        from .stores.dynamodb_ledger import DynamoDBLedger
+
+        table = DynamoDBLedger(config)
+        return table, table.close
+    path = config.root / config.subscribers.database
+    db = connect(path)
+    try:
+        return Ledger(db, path), db.close
+    except BaseException:
+        db.close()
+        raise
+
+
+def _same_table(ledger: LedgerStore, store: Store) -> bool:
+    """A DynamoDB ledger in the table of a DynamoDB store: the loop reads each row's current status from it."""
+    from .stores.dynamodb import DynamoDBStore
+
+    return isinstance(store, DynamoDBStore) and getattr(ledger, "table", None) == store.table
+
+
+def _same_audience(ledger: LedgerStore, slug: str, audience: Audience | None) -> None:
     """Refuses to go on with a started send under another audience: its snapshot is the one list it sends to."""
     started_with = ledger.audience_key(slug)
     if started_with == key_of(audience):
@@ -654,7 +698,7 @@ def count_audience(store: Store, audience: Audience | None, *, now: datetime | N
                and not (at and s.paused_at(at))), active
 
 
-def _preview(factory: MessageFactory, store: Store, ledger: Ledger, slug: str, audience: Audience | None = None,
+def _preview(factory: MessageFactory, store: Store, ledger: LedgerStore, slug: str, audience: Audience | None = None,
              n: int = 3, *, now: datetime | None = None) -> list[str]:
     """The headers of the first messages, for --dry-run."""
     from email import message_from_bytes, policy

@@ -627,7 +627,8 @@ def actions(statement: dict[str, Any]) -> set[str]:
 
 
 def test_template_publisher_policy_is_the_deploy_policy_plus_sending(template):
-    _, policy = the(template, "AWS::IAM::ManagedPolicy")
+    # The publish function's and the table's policies are checked in test_cloudformation_aws.py.
+    policy = of_type(template, "AWS::IAM::ManagedPolicy")["PublisherPolicy"]["Properties"]
     statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
     assert all(s["Effect"] == "Allow" for s in statements.values())
     deploy_policy = json.loads((DEPLOY / "iam-deploy-policy.json").read_text())["Statement"]
@@ -650,9 +651,8 @@ def test_template_publisher_policy_is_the_deploy_policy_plus_sending(template):
         if statement["Resource"] == "*":
             assert actions(statement) == {"ses:GetSendQuota"}, f"{sid}: only GetSendQuota has no resource to name"
 
-    (role,) = of_type(template, "AWS::IAM::Role").values()
-    assert role["Condition"] == "HasGitHub"
-    assert refers_to(role["Properties"]["ManagedPolicyArns"], next(iter(of_type(template, "AWS::IAM::ManagedPolicy"))))
+    (role,) = [r for r in of_type(template, "AWS::IAM::Role").values() if r.get("Condition") == "HasGitHub"]
+    assert refers_to(role["Properties"]["ManagedPolicyArns"], "PublisherPolicy")
     (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Action"] == "sts:AssumeRoleWithWebIdentity"
     assert trust["Condition"]["StringEquals"]["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"

@@ -41,8 +41,9 @@ WORKERS = 8  # writes in flight in upsert_many and the migration
 MAX_ATTEMPTS = 25  # conditional write retries before giving up on a record that keeps changing
 INDEX = "GSI1"
 TTL_ATTRIBUTE = "expires_at"  # epoch seconds; DynamoDB deletes the item some time after (see deploy/README.md)
-PERMISSIONS = ("dynamodb:GetItem, dynamodb:PutItem, dynamodb:UpdateItem, dynamodb:DeleteItem, dynamodb:Query, "
-               "dynamodb:BatchGetItem and dynamodb:TransactWriteItems on the table and its index GSI1")
+# A TransactWriteItems call needs the item actions it performs (there is no permission of that name).
+PERMISSIONS = ("dynamodb:GetItem, dynamodb:PutItem, dynamodb:UpdateItem, dynamodb:DeleteItem, dynamodb:Query and "
+               "dynamodb:BatchGetItem on the table and its index GSI1")
 
 
 def subscriber_key(email: str) -> dict[str, Any]:
