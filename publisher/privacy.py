@@ -147,6 +147,15 @@ def forget(config: Config, address: str, *, store: Store | None = None, secret: 
     path = config.root / config.subscribers.database
     if path.exists():
         _forget_in_database(path, who, report, marker(who, secret))
+    if config.subscribers.dynamodb_table:  # the delivery ledger lives in the table too
+        from .stores.dynamodb_ledger import DynamoDBLedger
+
+        ledger = DynamoDBLedger(config)
+        try:
+            if anonymous := ledger.forget(who, marker(who, secret)):
+                report.removed["deliveries made anonymous (DynamoDB)"] = anonymous
+        finally:
+            ledger.close()
     report.removed["outbox files"] = _forget_outbox(config, who)
     outbox = config.root / config.email.outbox
     if outbox.is_symlink():

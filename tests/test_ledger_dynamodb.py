@@ -176,11 +176,11 @@ def test_writes_per_recipient_are_the_claim_and_the_sent_plus_the_snapshot_put(d
     report = send_issue(ddb, "daily", now=NOW, secret=SECRET)
     assert report.sent == 120
     per_row = requests.writes("TO#")
-    per_send = requests.writes("SEND")
-    # 1 conditional put (snapshot) + 1 claim + 1 sent per recipient; 3 writes for the whole send (the send item
-    # created, completed, finished); no other writes at all.
+    per_send = requests.writes("SEND") + requests.writes("ISSUE#")
+    # 1 conditional put (snapshot) + 1 claim + 1 sent per recipient; 4 writes for the whole send (the send item
+    # created, completed, finished; its line in the send index); no other writes at all.
     assert per_row == 3 * 120, Counter(requests.calls)
-    assert per_send == 3 and requests.writes() == per_row + per_send
+    assert per_send == 4 and requests.writes() == per_row + per_send
     sending_writes = sum(1 for op, sk in requests.calls if op == "UpdateItem" and sk.startswith("TO#"))
     assert sending_writes / report.sent == 2.0
     reads = Counter(op for op, _ in requests.calls if op not in Requests.WRITES)
@@ -396,3 +396,19 @@ def test_two_send_processes_at_once_never_send_a_row_twice(atomic_aws, newslette
     assert ledger_counts(config) == {"sent": 200}
     print(f"two processes: exit codes {outcomes}, "
           f"{sum(outbox_recipients(other / 'outbox' / 'daily').values())} sent by the second")
+
+
+def test_forgetting_a_person_anonymizes_their_rows_in_the_table_and_a_later_send_skips_them(ddb, newsletter):
+    from publisher.privacy import forget
+
+    subscribe(ddb, 6)
+    send_issue(ddb, "daily", now=NOW, secret=SECRET, limit=3)  # some sent, some still pending
+    report = forget(ddb, "reader4@example.com", secret=SECRET)
+    assert report.removed["deliveries made anonymous (DynamoDB)"] == 1
+    assert raw(ddb, row_key("daily", "reader4@example.com")) is None
+    table = boto3.client("dynamodb").scan(TableName=ddb.subscribers.dynamodb_table)["Items"]
+    assert "reader4@example.com" not in str(table) and "读者4" not in str(table)  # no byte of them left
+    assert sum(ledger_counts(ddb).values()) == 6  # the counts hold
+    DynamoDBStore(ddb).upsert(Subscriber("reader4@example.com", "读者4"))  # they subscribe again
+    send_issue(ddb, "daily", now=NOW, secret=SECRET)
+    assert "reader4@example.com" not in outbox_recipients(newsletter.root / "outbox" / "daily")

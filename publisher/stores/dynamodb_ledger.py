@@ -6,6 +6,7 @@ Items (single table, documented in deploy/README.md, "DynamoDB: one table"):
     delivery   PK = ISSUE#<slug>   SK = TO#<email>   state, n, email, name, attempts, message_id, provider_id,
                                                      last_error, created, changed
     send       PK = ISSUE#<slug>   SK = SEND         subject, audience_key, created, audience, complete, finished
+    send index PK = SENDS          SK = ISSUE#<slug> (so that forgetting a person needs no scan)
 
 `state` is pending -> sending -> sent (or failed, skipped), as in SQLite. A row is claimed with one UpdateItem
 conditional on `state = pending` (two senders never send one row twice), and recorded `sent` with the message id
@@ -47,6 +48,13 @@ def issue_key(slug: str) -> str:
 
 def row_key(slug: str, email: str) -> dict[str, Any]:
     return {"PK": {"S": issue_key(slug)}, "SK": {"S": f"TO#{email}"}}
+
+
+SENDS = "SENDS"  # the partition listing every send: SK = ISSUE#<slug>
+
+
+def sends_key(slug: str) -> dict[str, Any]:
+    return {"PK": {"S": SENDS}, "SK": {"S": issue_key(slug)}}
 
 
 def send_key(slug: str) -> dict[str, Any]:
@@ -153,6 +161,8 @@ class DynamoDBLedger:
             ConditionExpression="attribute_not_exists(PK)")
         if not created:  # a snapshot by another process, or one cut short: go on with it, under the same audience
             _same_audience(self, issue, audience)
+        else:  # the list of sends, so that forgetting a person finds their rows without a scan
+            self._call("put_item", Item={**sends_key(issue), "type": {"S": "send-index"}})
         people = ((n, s) for n, s in enumerate((s for s in store.iter("active")
                                                 if (audience is None or audience.matches(s.tags))
                                                 and not s.paused_at(at)), start=1))
@@ -268,8 +278,54 @@ class DynamoDBLedger:
                                        ":error": {"S": error}, ":at": {"S": now_text()}})
 
     def forgotten(self, issue: str) -> set[str]:
-        # privacy.forget does not reach the DynamoDB ledger yet (see deploy/README.md): no anonymous rows.
-        return set()
+        """The forgotten rows of an issue (privacy.forget's markers): a range of the issue's sort keys."""
+        from ..privacy import PREFIX
+
+        page = self._call("query", KeyConditionExpression="PK = :pk AND begins_with(SK, :f)", ConsistentRead=True,
+                          ExpressionAttributeValues={":pk": {"S": issue_key(issue)}, ":f": {"S": f"TO#{PREFIX}"}},
+                          ProjectionExpression="email")
+        found = {_s(item, "email") for item in page.get("Items", [])}
+        while page.get("LastEvaluatedKey"):
+            page = self._call("query", KeyConditionExpression="PK = :pk AND begins_with(SK, :f)",
+                              ConsistentRead=True, ExclusiveStartKey=page["LastEvaluatedKey"],
+                              ExpressionAttributeValues={":pk": {"S": issue_key(issue)},
+                                                         ":f": {"S": f"TO#{PREFIX}"}}, ProjectionExpression="email")
+            found |= {_s(item, "email") for item in page.get("Items", [])}
+        return found
+
+    def forget(self, email: str, hashed: str) -> int:
+        """Each delivery item of `email` replaced by an anonymous one (`hashed` for the address, no name, no
+        error; a row not sent yet is `skipped`), in one transaction per item; returns how many."""
+        done = 0
+        for issue in self._sends():
+            item = self._call("get_item", Key=row_key(issue, email), ConsistentRead=True).get("Item")
+            if not item:
+                continue
+            anonymous = {k: v for k, v in item.items() if k not in ("SK", "email", "name", "last_error")}
+            if _s(item, "state") in ("pending", "sending"):
+                anonymous["state"] = {"S": "skipped"}
+                anonymous["changed"] = {"S": now_text()}
+            anonymous.update({**row_key(issue, hashed), "email": {"S": hashed}, "name": {"S": ""}})
+            try:  # the row is replaced whole or not at all: the counts never lose it
+                self.client.transact_write_items(TransactItems=[
+                    {"Delete": {"TableName": self.table, "Key": row_key(issue, email)}},
+                    {"Put": {"TableName": self.table, "Item": anonymous}}])
+            except Exception as exc:
+                raise self._store._error(exc, "transact write items") from None
+            done += 1
+        return done
+
+    def _sends(self) -> list[str]:
+        """The slugs of every send in the table (the send index written by `snapshot`)."""
+        slugs: list[str] = []
+        start = None
+        while True:
+            args = {"ExclusiveStartKey": start} if start else {}
+            page = self._call("query", KeyConditionExpression="PK = :pk", ConsistentRead=True,
+                              ExpressionAttributeValues={":pk": {"S": SENDS}}, **args)
+            slugs += [_s(item, "SK").removeprefix("ISSUE#") for item in page.get("Items", [])]
+            if not (start := page.get("LastEvaluatedKey")):
+                return slugs
 
     def finish(self, issue: str) -> None:
         self._conditional("update_item", Key=send_key(issue), UpdateExpression="SET finished = :at",
