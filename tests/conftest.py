@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -240,3 +241,32 @@ def moto_ses_sent(moto_server):
                 if any(d.endswith("@" + domain) for d in item.get("destinations", []))]
 
     return sent
+
+
+@contextmanager
+def atomic_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The moto server's state behind a second endpoint that handles one request at a time (AWS_ENDPOINT_URL points
+    there meanwhile). DynamoDB applies each write to an item atomically (the condition is checked and the write
+    made as one step); the shared moto server does not (two threads may pass the same condition), so concurrency
+    tests talk to this one, where the clients still interleave freely between requests, as two processes do."""
+    import threading
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    app, lock = DomainDispatcherApplication(create_backend_app), threading.Lock()
+
+    def atomic(environ, start_response):  # type: ignore[no-untyped-def]
+        with lock:
+            return list(app(environ, start_response))
+
+    server = make_server("127.0.0.1", 0, atomic, True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+    try:
+        yield url
+    finally:
+        server.shutdown()
+        thread.join()

@@ -18,7 +18,7 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import NOW
+from conftest import NOW, atomic_moto
 from waiting import wait_for
 
 from publisher import markdown
@@ -63,26 +63,10 @@ def ddb(newsletter, aws, monkeypatch):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def atomic_aws(newsletter, aws, monkeypatch):  # type: ignore[no-untyped-def]
-    """As in test_store_dynamodb.py: the moto server's state behind an endpoint that handles one request at a
-    time, as DynamoDB applies each conditional write atomically (the shared moto server does not); the clients
-    still interleave freely between requests, as two processes do."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-    from werkzeug.serving import make_server
-
+    """The newsletter on DynamoDB behind an endpoint applying one request at a time (conftest.atomic_moto)."""
     monkeypatch.setenv("PUBLISHER_NOW", NOW.isoformat())
-    app, lock = DomainDispatcherApplication(create_backend_app), threading.Lock()
-
-    def atomic(environ, start_response):  # type: ignore[no-untyped-def]
-        with lock:
-            return list(app(environ, start_response))
-
-    server = make_server("127.0.0.1", 0, atomic, True, request_handler=MotoRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.server_address[1]}")
-    yield configure(newsletter)
-    server.shutdown()
-    thread.join()
+    with atomic_moto(monkeypatch):
+        yield configure(newsletter)
 
 
 def active_addresses(n: int) -> set[str]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+from conftest import atomic_moto
 
 from publisher.errors import PublisherError
 from publisher.stores.dynamodb import INDEX, TTL_ATTRIBUTE, DynamoDBStore, create_table, subscriber_item
@@ -320,26 +321,9 @@ def test_concurrent_change_of_address_and_upsert(ddb_config):
 
 @pytest.fixture
 def atomic_aws(ddb_config, monkeypatch):  # type: ignore[no-untyped-def]
-    """The moto server's state behind a second endpoint that handles one request at a time. DynamoDB applies each
-    write to an item atomically (the condition is checked and the write made as one step); the shared moto server
-    does not (two threads may pass the same condition), so concurrency tests talk to this one, where the clients
-    still interleave freely between requests, as two processes do."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-    from werkzeug.serving import make_server
-
-    app, lock = DomainDispatcherApplication(create_backend_app), threading.Lock()
-
-    def atomic(environ, start_response):  # type: ignore[no-untyped-def]
-        with lock:
-            return list(app(environ, start_response))
-
-    server = make_server("127.0.0.1", 0, atomic, True, request_handler=MotoRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.server_address[1]}")
-    yield ddb_config
-    server.shutdown()
-    thread.join()
+    """The table behind an endpoint applying one request at a time (conftest.atomic_moto)."""
+    with atomic_moto(monkeypatch):
+        yield ddb_config
 
 
 def test_two_threads_never_lose_a_write(atomic_aws):
