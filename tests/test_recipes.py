@@ -660,14 +660,23 @@ def test_template_publisher_policy_is_the_deploy_policy_plus_sending(template):
         "Fn::Sub"], "only the named repository's runs"
 
 
-def test_cfn_lint_finds_no_error():
+# cfn-lint's checks of a Lambda runtime's deprecation compare its end-of-support dates with today's date: the
+# template would fail on some later day, not because of a change. Runtimes are chosen by hand, so those are left out.
+DATED_CHECKS = ["E2531", "E2533", "W2531"]
+
+
+def cfn_lint_errors(template: Path) -> list[object]:
     require_module("cfnlint")
     from cfnlint.api import ManualArgs, lint_file
 
-    matches = lint_file(DEPLOY / "cloudformation.yaml", config=ManualArgs(regions=["us-east-1", "eu-west-1"]))
+    matches = lint_file(template, config=ManualArgs(regions=["us-east-1", "eu-west-1"], ignore_checks=DATED_CHECKS))
     for match in matches:
         print(match)
-    errors = [m for m in matches if m.rule.id.startswith("E")]
+    return [m for m in matches if m.rule.id.startswith("E")]
+
+
+def test_cfn_lint_finds_no_error():
+    errors = cfn_lint_errors(DEPLOY / "cloudformation.yaml")
     assert not errors, "\n".join(str(m) for m in errors)
 
 
