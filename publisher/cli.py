@@ -754,9 +754,16 @@ def import_command(ctx: click.Context, source: str, path: str, dry_run: bool, ma
 @click.option("--segment", metavar="EXPR",
               help="Send to this segment instead of the issue's audience: tags as YAML flow text, e.g. paid, "
                    "'[paid, vip]' or '{any: [zh, en], all: [x], not: [paused]}'.")
+@click.option("--workers", "fanout", type=click.Choice(["local", "sqs"]),
+              help="local: send from this process; sqs: queue batches of 100 recipients for `publisher worker` "
+                   "processes or the worker Lambda function (default: email.fanout).")
+@click.option("--queue", metavar="URL", help="With --workers sqs: the SQS queue (default: email.queue_url).")
+@click.option("--requeue", is_flag=True, help="With --workers sqs: queue every row still pending again (after "
+              "batches went to the dead-letter queue).")
 @click.pass_context
 def send_command(ctx: click.Context, slug: str, test_to: str | None, dry_run: bool, limit: int | None,
-                 resend_uncertain: bool, mark_uncertain_sent: bool, segment: str | None) -> None:
+                 resend_uncertain: bool, mark_uncertain_sent: bool, segment: str | None, fanout: str | None,
+                 queue: str | None, requeue: bool) -> None:
     """Send issue SLUG to every active subscriber in its audience who has not had it yet (resumes where it
     stopped)."""
     from .config import load_config
@@ -772,7 +779,7 @@ def send_command(ctx: click.Context, slug: str, test_to: str | None, dry_run: bo
     with lock, progress_bar("Sending") as progress:
         report = send_issue(config, slug, limit=limit, dry_run=dry_run, test_to=test_to, now=clock.now(),
                             resend_uncertain=resend_uncertain, mark_uncertain_sent=mark_uncertain_sent,
-                            progress=progress, segment=segment)
+                            progress=progress, segment=segment, fanout=fanout, queue=queue, requeue=requeue)
     if test_to:
         click.echo(f"Sent a test copy of {slug} to {test_to} through {config.email.transport}.")
         return
@@ -783,6 +790,13 @@ def send_command(ctx: click.Context, slug: str, test_to: str | None, dry_run: bo
         for headers in report.preview:
             click.echo("\n" + headers)
         return
+    if report.queue:
+        batches = f"{report.batches} batch{'' if report.batches == 1 else 'es'}"
+        click.echo(f"{slug}: queued {plural(report.queued, 'recipient')} in {batches} to "
+                   f"{report.queue}; {report.remaining:,} of {report.audience:,} pending, {report.already_sent:,} "
+                   "sent. Workers send them (publisher worker, or the worker function); `publisher report "
+                   f"{slug}` shows how far they are.")
+        return
     click.echo(f"{slug}: {report.sent} sent, {report.failed} failed, {report.skipped} skipped, "
                f"{report.remaining} still pending, {report.already_sent} sent earlier; "
                f"{report.seconds:.1f} s, {report.rate:.0f} messages/s.")
@@ -792,6 +806,40 @@ def send_command(ctx: click.Context, slug: str, test_to: str | None, dry_run: bo
     if report.stopped:
         raise PublisherError(f"sending stopped: {report.stopped}",
                              hint="fix the cause and run `publisher send` again: it continues where it stopped")
+
+
+@cli.command("worker")
+@click.option("--queue", metavar="URL", help="The SQS queue `send --workers sqs` fills (default: email.queue_url).")
+@click.option("--exit-when-idle", "idle", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="Stop once no batch came for this long (default: run until SIGTERM or Ctrl-C).")
+@click.option("--max-batches", type=click.IntRange(min=1), help="Stop after taking this many batches.")
+@click.pass_context
+def worker_command(ctx: click.Context, queue: str | None, idle: float | None, max_batches: int | None) -> None:
+    """Send the batches queued by `send --workers sqs`: any number of these, on any machines, share the ledger
+    and the rate limit in DynamoDB."""
+    import signal
+    import threading
+
+    from .config import load_config
+    from .fanout import Worker, queue_of
+
+    config = load_config(_root(ctx))
+    url = queue_of(config, queue)
+    stop = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):  # finish the message in flight, hand the batch back, stop
+        signal.signal(number, lambda *_: stop.set())
+    worker = Worker(config, stop=stop)
+    try:
+        report = worker.run(url, idle_exit=idle, max_messages=max_batches)
+    finally:
+        worker.close()
+    batches = f"{report.messages} batch{'' if report.messages == 1 else 'es'}"
+    click.echo(f"worker: {batches} taken ({report.done} done, {report.returned} handed "
+               f"back, {report.poison} poison); {report.sent:,} sent, {report.failed} failed, {report.skipped} "
+               f"skipped, {report.uncertain} uncertain; {report.seconds:.1f} s, {report.rate:.0f} messages/s.")
+    if report.stopped:
+        raise PublisherError(f"the worker stopped: {report.stopped}",
+                             hint="fix the cause and start the worker again: its batches come back to the queue")
 
 
 @cli.command("events")

@@ -8,6 +8,7 @@ limits, timeouts) use `time.monotonic`, which is not a time of day and is not go
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -37,6 +38,13 @@ def now(environ: Mapping[str, str] | None = None) -> datetime:
 def timestamp() -> float:
     """`now()` as POSIX seconds, for token expiry and other epoch arithmetic."""
     return now().timestamp()
+
+
+def shared_seconds() -> float:
+    """The real wall clock as POSIX seconds, never fixed by `PUBLISHER_NOW`: for durations that processes on other
+    machines must agree on (the rate shared by SQS workers, fanout.SharedRateLimiter). A fixed time would stop
+    them; it is not a time of day anything is dated with."""
+    return time.time()
 
 
 def iso() -> str:

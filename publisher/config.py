@@ -292,6 +292,22 @@ def transport_name(value: Any) -> str:
     return str(value)
 
 
+def fanout_name(value: Any) -> str:
+    if value not in ("local", "sqs"):
+        raise ValueError('must be "local" (this process sends) or "sqs" (batches to an SQS queue, sent by workers)')
+    return str(value)
+
+
+_SQS_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]+)?/[0-9]{12}/[A-Za-z0-9_-]{1,80}(\.fifo)?$")
+
+
+def queue_url(value: Any) -> str:
+    """An SQS queue URL as GetQueueUrl and CloudFormation give it: https://sqs.<region>.amazonaws.com/<account>/<name>."""
+    if not isinstance(value, str) or not _SQS_URL.match(value.strip()):
+        raise ValueError("must be an SQS queue URL like https://sqs.us-east-1.amazonaws.com/123456789012/newsletter-send")
+    return value.strip()
+
+
 def positive_number(value: Any) -> float:
     if isinstance(value, str):
         with contextlib.suppress(ValueError):
@@ -321,6 +337,8 @@ class EmailConfig:
     rate: float | None = _option(optional(positive_number), None)  # messages/s; SES: the account's MaxSendRate
     workers: int = _option(positive_int_max(32), 4)  # messages in flight at once (one rate limit for all)
     max_consecutive_failures: int = _option(positive_int, 20)  # then the run stops instead of burning the list
+    fanout: str = _option(fanout_name, "local")  # local | sqs (needs subscribers.dynamodb_table; see fanout.py)
+    queue_url: str | None = _option(optional(queue_url), None)  # with fanout = "sqs"; or PUBLISHER_EMAIL_QUEUE_URL
 
 
 _S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -628,6 +646,7 @@ def preferences_url(config: Config) -> str:
 NOT_RENDERED = frozenset({
     "deploy", "subscribers", "smtp", "ses", "schedule", "serve", "build.output",
     "email.transport", "email.outbox", "email.rate", "email.workers", "email.max_consecutive_failures",
+    "email.queue_url",  # (email.fanout stays in the key: alone, "sqs" is refused without a table to try it with)
     "email.test_subject_prefix",  # only `send --test` copies carry it, made at send time, never cached
 })
 
@@ -709,12 +728,20 @@ def config_from_dict(raw: Mapping[str, Any], *, root: Path, file: Path,
 
 def _conflicts(sections: Mapping[str, Any], shown: str) -> list[Problem]:
     """Settings that are valid one by one but not together."""
+    problems = []
     subscribers = sections.get("subscribers")
     if subscribers is not None and subscribers.ses_contact_list and subscribers.dynamodb_table:
-        return [Problem("subscribers.dynamodb_table and subscribers.ses_contact_list are both set; subscribers live "
-                        "in one store", file=shown, field="subscribers.dynamodb_table",
-                        hint="keep one of the two keys (see `publisher subscribers migrate` to move a list)")]
-    return []
+        problems.append(Problem("subscribers.dynamodb_table and subscribers.ses_contact_list are both set; subscribers "
+                                "live in one store", file=shown, field="subscribers.dynamodb_table",
+                                hint="keep one of the two keys (see `publisher subscribers migrate` to move a list)"))
+    email = sections.get("email")
+    if email is not None and email.fanout == "sqs" and not (subscribers and subscribers.dynamodb_table):
+        # Workers on other machines claim rows in one shared ledger: a SQLite file cannot be that ledger.
+        problems.append(Problem('email.fanout = "sqs" needs the delivery ledger in DynamoDB, which every worker '
+                                "shares", file=shown, field="email.fanout",
+                                hint="set [subscribers] dynamodb_table (see `publisher subscribers migrate --to "
+                                     "dynamodb`), or remove fanout to send from this process"))
+    return problems
 
 
 _EXAMPLES = {

@@ -8,6 +8,13 @@ counted and the subscriber stays active.
 
 A message is deleted once it has been applied. A message we cannot read (not JSON, not from SES) stays in the
 queue, so that nothing is lost to a bug here; give the queue a redrive policy to move such messages aside.
+
+Which message each bounce, complaint and delivery was about is kept for `publisher report` ("per message"): in
+the SQLite ledger's `message_events` table, or, with `[subscribers] dynamodb_table` (the ledger is then in
+DynamoDB), on the message's delivery item (PK = ISSUE#<slug>, SK = TO#<email>) as the string set `events`
+(bounce-hard | bounce-soft | complaint | delivery), found by the issue in our Message-ID header and the
+notification's recipient, written only if the item carries that Message-ID (stores/dynamodb_report.py,
+`record_event`; no Scan, no index, no new item).
 """
 
 from __future__ import annotations
@@ -118,16 +125,28 @@ def _message_ids(notification: dict[str, Any]) -> tuple[str, str]:
 
 class _Applier:
     """Applies notifications to a store, counting into a report; with `ledger`, records which message each was
-    about (`message_events`)."""
+    about (`message_events`); with `table` (a DynamoDBStore: the ledger is in DynamoDB), on the message's delivery
+    item instead."""
 
-    def __init__(self, store: EventStore, report: EventReport, ledger: sqlite3.Connection | None = None) -> None:
+    def __init__(self, store: EventStore, report: EventReport, ledger: sqlite3.Connection | None = None,
+                 table: Any = None) -> None:
         self.store = store
         self.report = report
         self.ledger = ledger
+        self.table = table
 
-    def record(self, notification: dict[str, Any], kind: str, at: Any) -> None:
+    def record(self, notification: dict[str, Any], kind: str, at: Any, addresses: Iterable[str] = ()) -> None:
         provider, header = _message_ids(notification)
-        if self.ledger is None or not (provider or header):
+        if not (provider or header):
+            return
+        if self.table is not None:
+            from .stores.dynamodb_report import record_event
+
+            for address in addresses:
+                email = _subscriber_address(address)
+                if email and not record_event(self.table, header, provider, email, kind):
+                    log.info("no delivery of %s in the DynamoDB ledger for %s", header or provider, kind)
+        if self.ledger is None:
             return
         stamp = at if isinstance(at, str) and len(at) < 40 else ""
         self.ledger.execute("INSERT OR IGNORE INTO message_events (provider_id, message_id, kind, at) "
@@ -160,7 +179,7 @@ class _Applier:
         if not isinstance(bounce, dict) or (addresses := _addresses(bounce.get("bouncedRecipients"))) is None:
             return False
         hard = bounce.get("bounceType") == "Permanent"
-        self.record(notification, "bounce-hard" if hard else "bounce-soft", bounce.get("timestamp"))
+        self.record(notification, "bounce-hard" if hard else "bounce-soft", bounce.get("timestamp"), addresses)
         for subscriber in self._known(addresses):
             if hard:
                 if subscriber.status != "complained":  # a complaint says more; keep it
@@ -179,7 +198,7 @@ class _Applier:
         if complaint.get("complaintFeedbackType") == "not-spam":  # the reader says it is NOT spam
             self.report.other += 1
             return True
-        self.record(notification, "complaint", complaint.get("timestamp"))
+        self.record(notification, "complaint", complaint.get("timestamp"), addresses)
         for subscriber in self._known(addresses):
             self.store.set_status(subscriber.email, "complained")
             self.report.complaints += 1
@@ -189,7 +208,7 @@ class _Applier:
         delivery = notification.get("delivery")
         if not isinstance(delivery, dict) or (addresses := _addresses(delivery.get("recipients"), None)) is None:
             return False
-        self.record(notification, "delivery", delivery.get("timestamp"))
+        self.record(notification, "delivery", delivery.get("timestamp"), addresses)
         self.report.deliveries += len(addresses)
         return True
 
@@ -259,13 +278,22 @@ def process_queue(config: Config, queue_url: str, *, store: EventStore | None = 
     opened = store is None
     active_store: Any = open_store(config) if store is None else store
     report = EventReport()
-    ledger = connect(config.root / config.subscribers.database)
+    ledger = table = None
     try:
-        migrate(ledger, "events", EVENTS_VERSION, EVENTS_TABLES)
+        if config.subscribers.dynamodb_table:  # the ledger is in DynamoDB: so are the per-message events
+            from .stores.dynamodb import DynamoDBStore
+
+            table = active_store if isinstance(active_store, DynamoDBStore) else DynamoDBStore(config)
+        else:
+            ledger = connect(config.root / config.subscribers.database)
+            migrate(ledger, "events", EVENTS_VERSION, EVENTS_TABLES)
         queue = _Queue(config, queue_url, client)
-        _drain(queue, _Applier(active_store, report, ledger), max_messages, wait_seconds)
+        _drain(queue, _Applier(active_store, report, ledger, table), max_messages, wait_seconds)
     finally:
-        ledger.close()
+        if ledger is not None:
+            ledger.close()
+        if table is not None and table is not active_store:
+            table.close()
         if opened:
             active_store.close()
     return report

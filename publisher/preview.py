@@ -224,13 +224,13 @@ def size_bar(size: int) -> str:
 
 
 def _sent(snapshot: Snapshot) -> set[str]:
-    """The issues the ledger has (a report exists for them); none when it cannot be read."""
-    from .report import sent_issues
+    """The issues the ledger has (a report exists for them), in SQLite or DynamoDB; none when it cannot be read."""
+    from .report import sends_of
 
     if snapshot.config is None:
         return set()
     try:
-        return set(sent_issues(snapshot.config.root / snapshot.config.subscribers.database))
+        return set(sends_of(snapshot.config))
     except PublisherError:
         return set()
 

@@ -17,6 +17,12 @@ joined to `subscribers` for what happened since), so the report equals the ledge
 - segment: the audience the send was made with (`issue_audiences`, see audience.py), else "everyone".
 No open or click tracking exists in publisher, and none is reported.
 
+With `[subscribers] dynamodb_table` the ledger is in the DynamoDB table: stores/dynamodb_report.py reads the send
+item, the issue's delivery items (events included) and the recipients' subscriber items (Query and GetItem/
+BatchGetItem, never a Scan or a write), and `_build_dynamodb` computes the same figures as `_build`'s SQL; both
+end in `_assemble`, so the two ledgers give the same report. A send made before the move to DynamoDB is still
+read from SQLite (its subscriber figures then unknown: the list is no longer there).
+
 `--json` (`IssueReport.as_json()`), format 1, stable keys:
   format, issue, subject, segment, started_at, finished_at (ISO 8601, UTC; null while unfinished),
   recipients, sent, failed, uncertain, skipped, pending,
@@ -153,7 +159,7 @@ def _tables(db: sqlite3.Connection) -> set[str]:
 
 
 def sent_issues(path: Path) -> list[str]:
-    """The slugs the ledger has, most recently started first (empty without a database)."""
+    """The slugs the SQLite ledger at `path` has, most recently started first (empty without a database)."""
     if not path.is_file():
         return []
     with read_only(path) as db:
@@ -162,10 +168,47 @@ def sent_issues(path: Path) -> list[str]:
         return [r[0] for r in db.execute("SELECT issue FROM issue_sends ORDER BY created_at DESC, rowid DESC")]
 
 
+def sends_of(config: Config) -> list[str]:
+    """The slugs of the newsletter's sends, most recently started first: with `[subscribers] dynamodb_table`, those
+    of the DynamoDB ledger, then any left in the SQLite ledger from before (the preview's list of reports)."""
+    path = config.root / config.subscribers.database
+    if not config.subscribers.dynamodb_table:
+        return sent_issues(path)
+    from .stores.dynamodb_report import LedgerReader
+
+    with LedgerReader(config) as reader:
+        found = [send.issue for send in reader.sends()]
+    return found + [slug for slug in sent_issues(path) if slug not in found]
+
+
 def issue_report(config: Config, slug: str | None = None) -> IssueReport:
-    """The report of issue `slug` (default: the most recently sent issue) from the newsletter's database."""
-    return report_from(config.root / config.subscribers.database, slug,
-                       subscribers=config.subscribers.in_sqlite)
+    """The report of issue `slug` (default: the most recently sent issue) from the newsletter's ledger: the SQLite
+    database, or the DynamoDB table with `[subscribers] dynamodb_table` (a send made there before the move to
+    DynamoDB is still read from SQLite)."""
+    path = config.root / config.subscribers.database
+    if config.subscribers.dynamodb_table:
+        from .stores.dynamodb_report import LedgerReader
+
+        with LedgerReader(config) as reader:
+            if slug is None:
+                sends = reader.sends()
+                send = sends[0] if sends else None
+            else:
+                send = reader.send(slug)
+            if send is not None:
+                return _build_dynamodb(reader, send)
+        if not sent_issues(path):
+            raise NotSent(f"{slug} has not been sent" if slug else "no issue has been sent yet",
+                          hint="publisher list shows which issues were sent" if slug
+                          else "publisher send SLUG sends one")
+        return report_from(path, slug, subscribers=False)  # the subscriber list is in DynamoDB now
+    return report_from(path, slug, subscribers=config.subscribers.in_sqlite)
+
+
+def _segment(key: str | None) -> str:
+    from .audience import Audience
+
+    return Audience.from_key(key).describe() if key else "everyone"
 
 
 def report_from(path: Path, slug: str | None = None, *, subscribers: bool = True) -> IssueReport:
@@ -184,12 +227,52 @@ def report_from(path: Path, slug: str | None = None, *, subscribers: bool = True
         issue, subject, created, finished = row
         segment = "everyone"
         if "issue_audiences" in tables:  # sending.py keeps each send's audience there
-            from .audience import Audience
-
             key = db.execute("SELECT audience FROM issue_audiences WHERE issue = ?", (issue,)).fetchone()
-            segment = Audience.from_key(key[0]).describe() if key and key[0] else "everyone"
+            segment = _segment(key[0] if key else None)
         return _build(db, issue, subject, segment, _parse(created), _parse(finished) if finished else None,
                       subscribers and "subscribers" in tables, "message_events" in tables)
+
+
+def _build_dynamodb(reader: Any, send: Any) -> IssueReport:
+    """The report of a send whose ledger is in DynamoDB (stores/dynamodb_report.py reads it): the same figures,
+    computed as `_build`'s SQL computes them, from the issue's delivery items and its recipients' subscriber
+    items (the subscriber list is in the same table)."""
+    rows = reader.rows(send.issue)
+    started = _parse(send.created)
+    states: dict[str, int] = {}
+    for row in rows:
+        states[row.state] = states.get(row.state, 0) + 1
+
+    def reasons(state: str) -> list[tuple[str, int]]:
+        counts: dict[str, int] = {}
+        for row in rows:
+            if row.state == state:
+                counts[row.last_error] = counts.get(row.last_error, 0) + 1
+        return [(reason or "(no reason recorded)", n)
+                for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+    sent = [row for row in rows if row.state == "sent"]
+    sent_at = sorted(_parse(row.changed) for row in sent)
+    per_message = None
+    if any(row.events for row in sent):
+        hard, soft, complained = (sum(1 for row in sent if kind in row.events)
+                                  for kind in ("bounce-hard", "bounce-soft", "complaint"))
+        per_message = (hard, soft, complained)
+    people = reader.people([row.email for row in rows])
+
+    def since(email: str) -> bool:
+        person = people[email]
+        return bool(person.changed) and _parse(person.changed) >= started
+
+    now = (sum(1 for row in sent if row.email in people and people[row.email].status == "bounced"),
+           sum(1 for row in sent if row.email in people and people[row.email].soft_bounces > 0
+               and people[row.email].status == "active" and since(row.email)),
+           sum(1 for row in sent if row.email in people and people[row.email].status == "complained"))
+    unsub_at = sorted(_parse(people[row.email].changed) for row in rows
+                      if row.email in people and people[row.email].status == "unsubscribed" and since(row.email))
+    return _assemble(send.issue, send.subject, _segment(send.audience_key), started,
+                     _parse(send.finished) if send.finished else None, states, reasons("failed"), reasons("skipped"),
+                     sent_at, per_message, now, unsub_at)
 
 
 _PER_MESSAGE = (
@@ -211,48 +294,66 @@ def _build(db: sqlite3.Connection, issue: str, subject: str, segment: str, start
 
     sent_at = [_parse(r[0]) for r in db.execute(
         "SELECT changed_at FROM deliveries WHERE issue = ? AND state = 'sent' ORDER BY changed_at", (issue,))]
-    notes = ["Unsubscribe times are each subscriber record's last change (the database keeps no separate time of "
-             "the status change).", NO_TRACKING]
-    hard = soft = complained = None
-    attribution = ATTRIBUTION
-    unsub_at: list[datetime] = []
+    per_message = None
     if with_events:
         *counts, events = db.execute(_PER_MESSAGE, (issue,)).fetchone()
         if events:
-            hard, soft, complained = counts
-            attribution = PER_MESSAGE
-            notes.insert(0, "Bounces and complaints are counted per message: the SES notifications about this "
-                            "issue's messages (publisher events).")
-    if attribution == ATTRIBUTION:
-        notes.insert(0, "Bounces and complaints are the recipients' status now: no SES notification names one of "
-                        "this issue's messages, so one caused by a later issue counts here too.")
+            per_message = (counts[0], counts[1], counts[2])
+    now: tuple[int, int, int] | None = None
+    unsub_at: list[datetime] | None = None
     if with_subscribers:
         stamp = _iso(started)
-        now_hard, now_soft, now_complained = db.execute(
+        now = db.execute(
             "SELECT count(*) FILTER (WHERE s.status = 'bounced'), "
             "count(*) FILTER (WHERE s.soft_bounces > 0 AND s.status = 'active' AND s.changed_at >= ?), "
             "count(*) FILTER (WHERE s.status = 'complained') "
             "FROM deliveries d JOIN subscribers s ON s.email = d.email WHERE d.issue = ? AND d.state = 'sent'",
             (stamp, issue)).fetchone()
-        if attribution == ATTRIBUTION:
-            hard, soft, complained = now_hard, now_soft, now_complained
         unsub_at = [_parse(r[0]) for r in db.execute(
             "SELECT s.changed_at FROM deliveries d JOIN subscribers s ON s.email = d.email WHERE d.issue = ? "
             "AND s.status = 'unsubscribed' AND s.changed_at >= ? ORDER BY s.changed_at", (issue, stamp))]
+    return _assemble(issue, subject, segment, started, finished, states, reasons("failed"), reasons("skipped"),
+                     sent_at, per_message, now, unsub_at)
+
+
+def _assemble(issue: str, subject: str, segment: str, started: datetime, finished: datetime | None,
+              states: dict[str, int], failures: list[tuple[str, int]], skips: list[tuple[str, int]],
+              sent_at: list[datetime], per_message: tuple[int, int, int] | None,
+              now: tuple[int, int, int] | None, unsub_at: list[datetime] | None) -> IssueReport:
+    """The report from the ledger's figures, whichever ledger they were read from (SQLite: `_build`, DynamoDB:
+    `_build_dynamodb`). `per_message`: (hard, soft, complained) counted from the notifications about the issue's
+    messages, None when none names one; `now` the same as the recipients' status now and `unsub_at` the times of
+    the unsubscribes since the send, both None when the subscriber list cannot be read."""
+    notes = ["Unsubscribe times are each subscriber record's last change (the database keeps no separate time of "
+             "the status change).", NO_TRACKING]
+    hard = soft = complained = None
+    attribution = ATTRIBUTION
+    if per_message is not None:
+        hard, soft, complained = per_message
+        attribution = PER_MESSAGE
+        notes.insert(0, "Bounces and complaints are counted per message: the SES notifications about this "
+                        "issue's messages (publisher events).")
     else:
+        notes.insert(0, "Bounces and complaints are the recipients' status now: no SES notification names one of "
+                        "this issue's messages, so one caused by a later issue counts here too.")
+    with_subscribers = now is not None and unsub_at is not None
+    if now is not None and attribution == ATTRIBUTION:
+        hard, soft, complained = now
+    if not with_subscribers:
         notes.insert(0, "The subscriber list is not in this database (an SES contact list?): bounces, complaints "
                         "and unsubscribes are unknown.")
-    last = max([started, *sent_at[-1:], *unsub_at[-1:]])
+    unsub = unsub_at or []
+    last = max([started, *sent_at[-1:], *unsub[-1:]])
     bucket = "minute" if last - started <= MINUTE_SPAN else "hour"
     end = _floor(last, bucket) + (timedelta(minutes=1) if bucket == "minute" else timedelta(hours=1))
     return IssueReport(
         issue=issue, subject=subject, segment=segment, started_at=started, finished_at=finished,
         recipients=sum(states.values()), sent=states.get("sent", 0), failed=states.get("failed", 0),
         uncertain=states.get("sending", 0), skipped=states.get("skipped", 0), pending=states.get("pending", 0),
-        failures=reasons("failed"), skips=reasons("skipped"), bounced_hard=hard, bounced_soft=soft,
-        complained=complained, unsubscribed=len(unsub_at) if with_subscribers else None, attribution=attribution,
+        failures=failures, skips=skips, bounced_hard=hard, bounced_soft=soft,
+        complained=complained, unsubscribed=len(unsub) if with_subscribers else None, attribution=attribution,
         bucket=bucket, end=end,
-        sent_timeline=_timeline(sent_at, bucket), unsubscribed_timeline=_timeline(unsub_at, bucket), notes=notes)
+        sent_timeline=_timeline(sent_at, bucket), unsubscribed_timeline=_timeline(unsub, bucket), notes=notes)
 
 
 def _floor(value: datetime, bucket: str) -> datetime:

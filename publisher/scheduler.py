@@ -267,6 +267,10 @@ def _email(config: Config, issue: Issue, state: State, report: PublishReport, *,
         state.send_state(issue.slug, "failed", now, str(exc))
         report.failures.append(f"{issue.slug}: {exc}")
         return
+    if sent.queue:  # a fan-out: queued for the workers, whose progress the ledger (publisher report) shows
+        report.sent[issue.slug] = sent.queued
+        state.send_state(issue.slug, "sent", now, f"queued {sent.queued} recipients for the workers ({sent.queue})")
+        return
     report.sent[issue.slug] = sent.sent
     if sent.already_sent:
         report.already_sent[issue.slug] = sent.already_sent

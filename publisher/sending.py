@@ -156,6 +156,9 @@ class SendReport:
     segment: str = "everyone"  # who the audience is, in words (audience.describe)
     selected: int = 0  # --dry-run: the active subscribers the audience selects now
     active: int = 0  # --dry-run: all active subscribers now
+    queue: str | None = None  # a fan-out send: the SQS queue its batches went to (fanout.py)
+    queued: int = 0  # recipients this run queued there
+    batches: int = 0  # in that many messages
 
     @property
     def rate(self) -> float:
@@ -334,7 +337,7 @@ class SendLoop:
     def __init__(self, config: Config, rendered: RenderedEmail, transport: Transport, factory: MessageFactory,
                  ledger: LedgerStore, *, join_status: bool, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep, progress: Progress | None = None,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, limiter: Any = None) -> None:
         self.config = config
         self.stop = stop
         self.slug = rendered.issue.slug
@@ -346,7 +349,8 @@ class SendLoop:
         self.sleep = sleep
         self.progress = progress
         rate = config.email.rate or transport.default_rate()
-        self.limiter = RateLimiter(rate, clock, sleep)
+        # A worker of a fan-out passes its own: one rate across its batches, or shared with other workers.
+        self.limiter = limiter or RateLimiter(rate, clock, sleep)
         self.sender_address = factory.sender.address
         self._halt = threading.Event()  # set when the run stops: workers claim nothing more
         self._outage: _Outage | None = None
@@ -533,14 +537,21 @@ def send_issue(config: Config, slug: str, *, transport: Transport | None = None,
                resend_uncertain: bool = False, mark_uncertain_sent: bool = False, now: datetime | None = None,
                clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
                progress: Progress | None = None, secret: bytes | None = None,
-               stop: threading.Event | None = None, segment: str | Audience | None = None) -> SendReport:
+               stop: threading.Event | None = None, segment: str | Audience | None = None,
+               fanout: str | None = None, queue: str | None = None, requeue: bool = False) -> SendReport:
     """Send issue `slug` to every active subscriber in its audience who has not had it yet.
 
     `segment` (an Audience, or its YAML flow text as `send --segment` takes it) overrides the issue's
     `audience:` for this send. A send that has started keeps the audience it started with: another one is
-    refused."""
+    refused.
+
+    `fanout="sqs"` (default: `email.fanout`) queues the recipients for workers instead of sending them here
+    (fanout.py); `queue` overrides `email.queue_url`, and `requeue` queues again every row still pending."""
     started = clock()
     now = now or clock_mod.now()
+    fanout = fanout or config.email.fanout
+    if fanout == "sqs" and test_to is None:
+        queue = _fanout_queue(config, queue, limit)
     issues = load_issues(config)
     issue = find_issue(issues, slug)
     if test_to is None:
@@ -600,6 +611,8 @@ def send_issue(config: Config, slug: str, *, transport: Transport | None = None,
             if not ledger.started(slug):
                 ledger.snapshot(slug, rendered.subject, store, audience, now=now)
             uncertain = ledger.counts(slug).get("sending", 0)
+            if uncertain and fanout == "sqs" and test_to is None:
+                uncertain = _fanout_uncertain(queue, uncertain, resend_uncertain or mark_uncertain_sent)  # type: ignore[arg-type]
             if uncertain:
                 if resend_uncertain:
                     ledger.resolve_uncertain(slug, "pending", "resent by --resend-uncertain")
@@ -615,6 +628,17 @@ def send_issue(config: Config, slug: str, *, transport: Transport | None = None,
             before = ledger.counts(slug)
             report.audience = sum(before.values())
             report.already_sent = before.get("sent", 0)
+            if fanout == "sqs" and test_to is None:
+                from .fanout import enqueue
+
+                report.queue = queue
+                report.queued, report.batches = enqueue(ledger, slug, queue, requeue=requeue,  # type: ignore[arg-type]
+                                                        sleep=sleep)
+                report.remaining = before.get("pending", 0)
+                if not report.remaining and not before.get("sending", 0):
+                    ledger.finish(slug)
+                report.seconds = clock() - started
+                return report
             transport = transport or transport_for(config, slug)
             try:
                 loop = SendLoop(config, rendered, transport, factory, ledger,
@@ -659,6 +683,36 @@ def _open_ledger(config: Config) -> tuple[LedgerStore, Callable[[], None]]:
     except BaseException:
         db.close()
         raise
+
+
+def _fanout_queue(config: Config, queue: str | None, limit: int | None) -> str:
+    """The queue of a fan-out send, checked before anything is written."""
+    from .fanout import queue_of
+
+    if not config.subscribers.dynamodb_table:
+        raise PublisherError("sending through SQS workers needs the delivery ledger in DynamoDB, which every "
+                             "worker shares", file=config.file.name, field="subscribers.dynamodb_table",
+                             hint="set [subscribers] dynamodb_table (`publisher subscribers migrate --to dynamodb`), "
+                                  "or send from this process (no --workers sqs)")
+    if limit is not None:
+        raise PublisherError("--limit is for a send from this process; workers send every queued batch",
+                             field="--limit", hint="leave out --limit, or --workers sqs")
+    return queue_of(config, queue)
+
+
+def _fanout_uncertain(queue: str, sending: int, resolving: bool) -> int:
+    """The rows of a fan-out send that are really uncertain: none while workers hold batches of the queue (a row
+    they are sending is `sending` too, for a moment), else all `sending` ones."""
+    from .fanout import in_flight
+
+    busy = in_flight(queue)
+    if not busy:
+        return sending
+    if resolving:
+        raise PublisherError(f"workers are sending {busy} batches from {queue} right now: the {sending} rows in "
+                             "`sending` may be theirs, not uncertain", field="--resend-uncertain",
+                             hint="wait until the queue is empty (publisher report shows the counts), then run again")
+    return 0
 
 
 def _same_table(ledger: LedgerStore, store: Store) -> bool:

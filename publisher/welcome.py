@@ -19,6 +19,12 @@ Exactly once, crash-safe:
 - a welcome is queued only if `content/_welcome.md` exists at that moment: subscribers who became active before
   it existed never get one. Rows queued while it existed and not yet sent wait if the file is removed, and go
   out once it is back.
+
+With `[subscribers] dynamodb_table` (the only store on Lambda that keeps the ledger) the rows are the DynamoDB
+ledger's delivery items under the same issue key `_welcome` (publisher/stores/dynamodb_welcome.py), with the
+same guarantees: the row is created only where there is none (a condition, not a UNIQUE constraint), the
+confirm link's activation writes the status and the row in one TransactWriteItems, and `send_pending` runs the
+same `SendLoop` over a `DynamoDBLedger`, whose claim is conditional on `pending`. The SQLite file is not used.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from .config import Config
 from .content import Issue, decode, load_issues, parse_issue
 from .emails import MessageFactory, RenderedEmail, render_email, sender_of
 from .errors import PublisherError, relpath
-from .sending import LEDGER_TABLES, LEDGER_VERSION, Ledger, SendLoop, SendReport
+from .sending import LEDGER_TABLES, LEDGER_VERSION, Ledger, LedgerStore, SendLoop, SendReport
 from .subscribers import SqliteStore, Store, connect, migrate, now_text
 from .tokens import secret_from_env
 from .transports import Transport, transport_for
@@ -164,6 +170,32 @@ def queue(db: sqlite3.Connection, email: str, name: str = "", *, stamp: str | No
                       "VALUES (?, ?, ?, 'pending', ?, ?)", (SLUG, email, name, stamp, stamp)).rowcount == 1
 
 
+def dynamodb_store(config: Config, store: Store):  # type: ignore[no-untyped-def]
+    """The store when it is the DynamoDB table the welcome rows live in (`subscribers.dynamodb_table`), else
+    None. Imported only then: boto3 is an optional dependency."""
+    if not config.subscribers.dynamodb_table:
+        return None
+    from .stores.dynamodb import DynamoDBStore
+
+    if isinstance(store, DynamoDBStore) and store.table == config.subscribers.dynamodb_table:
+        return store
+    return None
+
+
+def _dynamodb_queue_many(config: Config, people: list[tuple[str, str]], store: Store | None = None) -> int:
+    from .stores import dynamodb_welcome
+    from .stores.dynamodb import DynamoDBStore
+
+    table = dynamodb_store(config, store) if store is not None else None
+    own = table is None
+    table = table or DynamoDBStore(config)
+    try:
+        return dynamodb_welcome.queue_many(table, people)
+    finally:
+        if own:
+            table.close()
+
+
 def ledger_db(config: Config, store: Store) -> sqlite3.Connection | None:
     """The store's own connection when the store is the SQLite database the ledger lives in, else None."""
     if isinstance(store, SqliteStore) and \
@@ -190,9 +222,11 @@ def queue_activations(config: Config, store: Store, *, welcome: bool = True) -> 
 
     SQLite (the ledger's database): two TEMP triggers on the store's own connection write the row in the very
     transaction that writes the status, whatever transaction the store uses: committed together or not at all.
-    Another store (the SES contact list): the active addresses are listed before and the rows written after the
-    block; a crash between the store's write and the rows loses those welcomes (never sends one twice: the row
-    insert is idempotent)."""
+    Another store (the SES contact list, the DynamoDB table: their batch writes share no transaction with the
+    rows): the active addresses are listed before and the rows written after the block; a crash between the
+    store's write and the rows loses those welcomes (never sends one twice: the row insert is idempotent). The
+    DynamoDB table's status index is eventually consistent: an address made active a moment before the block
+    may be missing from the first list, and is then welcomed if it never had a welcome."""
     if not (welcome and enabled(config)):
         yield
         return
@@ -204,7 +238,7 @@ def queue_activations(config: Config, store: Store, *, welcome: bool = True) -> 
         finally:  # also after an error: what the store made active before it stays active (no transaction)
             fresh = [(s.email, s.name) for s in store.iter("active") if s.email not in before]
             if fresh:
-                queue_many(config, fresh)
+                queue_many(config, fresh, store)
         return
     prepare(db)
     stamp = _sql_text(now_text())  # a trigger takes no parameters; the stamp is ours (ISO 8601), quoted anyway
@@ -225,10 +259,15 @@ def queue_activations(config: Config, store: Store, *, welcome: bool = True) -> 
                 db.execute(f"DROP TRIGGER IF EXISTS temp.{trigger}")
 
 
-def queue_many(config: Config, people: list[tuple[str, str]]) -> int:
-    """Pending welcomes for (email, name) pairs, in one transaction of the ledger's database; returns how many
-    were new. For a store that is not the ledger's database (after its own write: see `queue_activations`)."""
+def queue_many(config: Config, people: list[tuple[str, str]], store: Store | None = None) -> int:
+    """Pending welcomes for (email, name) pairs, in one transaction of the ledger's database (with
+    `subscribers.dynamodb_table`: conditional puts in the table, through `store` if it is that table); returns
+    how many were new. For a store that is not the ledger's database (after its own write: see
+    `queue_activations`)."""
     from .subscribers import write_transaction
+
+    if config.subscribers.dynamodb_table:
+        return _dynamodb_queue_many(config, people, store)
 
     db = connect(config.root / config.subscribers.database)
     try:
@@ -246,6 +285,13 @@ def activate(config: Config, store: Store, email: str) -> bool:
     if ledger_db(config, store) is not None:
         with queue_activations(config, store):
             return store.set_status(email, "active")
+    table = dynamodb_store(config, store)
+    if table is not None:
+        if not enabled(config):
+            return store.set_status(email, "active")
+        from .stores import dynamodb_welcome
+
+        return dynamodb_welcome.activate(table, email)  # the status and the row in one transaction
     # Another store (the SES contact list) shares no transaction with the ledger: the row is written right
     # after the status. Still never two welcomes: the row insert is idempotent (UNIQUE (issue, email)), so a
     # repeat (a retried request, a second click: `requeue`) adds nothing. A crash between the two writes leaves
@@ -263,8 +309,9 @@ def requeue(config: Config, store: Store, email: str) -> bool:
     second click of the confirm link), in case a crash came between its activation and the row. Idempotent: an
     address that had its row keeps it and gets nothing more. Nothing for the SQLite store, where the row is
     written with the activation or not at all (so an address made active before `_welcome.md` existed, or by an
-    import without --welcome, is not welcomed by a stray click)."""
-    if ledger_db(config, store) is not None or not enabled(config):
+    import without --welcome, is not welcomed by a stray click). Nothing for the DynamoDB store either: its
+    activation writes the row in the same transaction."""
+    if ledger_db(config, store) is not None or dynamodb_store(config, store) is not None or not enabled(config):
         return False
     found = store.get(email)
     if found is None or found.status != "active":
@@ -293,58 +340,86 @@ def send_pending(config: Config, transport: Transport | None = None, *, now: dat
     sent, so each goes out once. A transport given is not closed (it may be shared); one made here is.
 
     A row left `sending` by a killed process may have gone out: it is counted as sent, with a warning, never
-    sent again. Without `content/_welcome.md`, the pending rows wait (`report.remaining`)."""
+    sent again. Without `content/_welcome.md`, the pending rows wait (`report.remaining`). With
+    `subscribers.dynamodb_table` the rows are the DynamoDB ledger's (see the module's docstring)."""
     started = clock()
     report = SendReport(issue=SLUG)
-    database = config.root / config.subscribers.database
-    if not database.exists():
-        return report
-    db = connect(database)
-    try:
-        waiting = _waiting(db)
-        if not (waiting.get("pending") or waiting.get("sending")):
-            report.already_sent = waiting.get("sent", 0)
+    run = dict(transport=transport, now=now, secret=secret, limit=limit, clock=clock, sleep=sleep, stop=stop)
+    if config.subscribers.dynamodb_table:
+        from .stores import dynamodb_welcome
+        from .stores.dynamodb_ledger import DynamoDBLedger
+
+        table = DynamoDBLedger(config)
+        try:
+            subject_audience = _send(config, table, table.counts(SLUG), report, join_status=True, **run)
+            if subject_audience is not None:
+                dynamodb_welcome.record(table._store, *subject_audience)
+        finally:
+            table.close()
+    else:
+        database = config.root / config.subscribers.database
+        if not database.exists():
             return report
-        now = now or clock_mod.now()
-        rendered = render(config, now=now) if enabled(config) else None
-        if rendered is None:
-            report.remaining = waiting.get("pending", 0)
-            log.warning("%d welcome emails wait for %s, which does not exist", report.remaining,
-                        relpath(path(config), config.root))
-            return report
-        for warning in rendered.warnings:
-            log.warning("%s", warning)
-        ledger = Ledger(db, database)
-        resolved = ledger.resolve_uncertain(SLUG, "sent", "an interrupted send may have sent it: counted as sent "
-                                            "(a welcome is never sent twice)")
-        if resolved:
-            log.warning("%d welcome emails may or may not have gone out (a send was interrupted while sending "
-                        "them); they are counted as sent, so no one gets two", resolved)
-        before = ledger.counts(SLUG)
-        report.audience = sum(before.values())
-        report.already_sent = before.get("sent", 0)
-        if before.get("pending"):
-            factory = MessageFactory(rendered, sender_of(config), secret or secret_from_env(), date=now)
-            own = transport is None
-            transport = transport or transport_for(config, SLUG)
-            try:
-                loop = SendLoop(config, rendered, transport, factory, ledger,
-                                join_status=config.subscribers.in_sqlite, clock=clock, sleep=sleep,
-                                stop=stop)
-                loop.run(report, limit)
-            finally:
-                if own:
-                    transport.close()
-        after = ledger.counts(SLUG)
-        report.skipped = after.get("skipped", 0) - before.get("skipped", 0)
-        report.remaining = after.get("pending", 0)
-        report.uncertain = after.get("sending", 0)
-        with ledger.lock:
-            db.execute("UPDATE issue_sends SET subject = ?, audience = ? WHERE issue = ?",
-                       (rendered.subject, sum(after.values()), SLUG))
-    finally:
-        db.close()
+        db = connect(database)
+        try:
+            waiting = _waiting(db)
+            if not (waiting.get("pending") or waiting.get("sending")):  # the common case: no ledger write at all
+                report.already_sent = waiting.get("sent", 0)
+            else:
+                ledger = Ledger(db, database)
+                subject_audience = _send(config, ledger, waiting, report, join_status=config.subscribers.in_sqlite,
+                                         **run)
+                if subject_audience is not None:
+                    with ledger.lock:
+                        db.execute("UPDATE issue_sends SET subject = ?, audience = ? WHERE issue = ?",
+                                   (*subject_audience, SLUG))
+        finally:
+            db.close()
     report.seconds = clock() - started
     if report.sent or report.failed:
         log.info("welcome: %d sent, %d failed, %d pending", report.sent, report.failed, report.remaining)
     return report
+
+
+def _send(config: Config, ledger: LedgerStore, waiting: dict[str, int], report: SendReport, *, join_status: bool,
+          transport: Transport | None, now: datetime | None, secret: bytes | None, limit: int | None,
+          clock: Callable[[], float], sleep: Callable[[float], None],
+          stop: threading.Event | None) -> tuple[str, int] | None:
+    """One pass over the welcome rows of `ledger` (`waiting`: their counts by state); the (subject, rows) to
+    record on the welcome's send, or None when nothing was sent because nothing could be."""
+    if not (waiting.get("pending") or waiting.get("sending")):
+        report.already_sent = waiting.get("sent", 0)
+        return None
+    now = now or clock_mod.now()
+    rendered = render(config, now=now) if enabled(config) else None
+    if rendered is None:
+        report.remaining = waiting.get("pending", 0)
+        log.warning("%d welcome emails wait for %s, which does not exist", report.remaining,
+                    relpath(path(config), config.root))
+        return None
+    for warning in rendered.warnings:
+        log.warning("%s", warning)
+    resolved = ledger.resolve_uncertain(SLUG, "sent", "an interrupted send may have sent it: counted as sent "
+                                        "(a welcome is never sent twice)")
+    if resolved:
+        log.warning("%d welcome emails may or may not have gone out (a send was interrupted while sending "
+                    "them); they are counted as sent, so no one gets two", resolved)
+    before = ledger.counts(SLUG)
+    report.audience = sum(before.values())
+    report.already_sent = before.get("sent", 0)
+    if before.get("pending"):
+        factory = MessageFactory(rendered, sender_of(config), secret or secret_from_env(), date=now)
+        own = transport is None
+        transport = transport or transport_for(config, SLUG)
+        try:
+            loop = SendLoop(config, rendered, transport, factory, ledger, join_status=join_status, clock=clock,
+                            sleep=sleep, stop=stop)
+            loop.run(report, limit)
+        finally:
+            if own:
+                transport.close()
+    after = ledger.counts(SLUG)
+    report.skipped = after.get("skipped", 0) - before.get("skipped", 0)
+    report.remaining = after.get("pending", 0)
+    report.uncertain = after.get("sending", 0)
+    return rendered.subject, sum(after.values())

@@ -189,7 +189,8 @@ NOT_IN_OUTPUT = [("smtp.timeout", 60), ("smtp.host", "mail.example.com"), ("sche
                  ("deploy.concurrency", 16), ("subscribers.database", "other.db"), ("ses.region", "eu-west-1"),
                  ("serve.port", 9090), ("serve.rate_per_ip", 50), ("email.transport", "ses"), ("email.rate", 2),
                  ("email.workers", 8), ("email.max_consecutive_failures", 5), ("email.outbox", "sent"),
-                 ("build.output", "site"), ("email.test_subject_prefix", "[试发]")]
+                 ("build.output", "site"), ("email.test_subject_prefix", "[试发]"),
+                 ("email.queue_url", "https://sqs.us-east-1.amazonaws.com/123456789012/newsletter-send")]
 
 
 @pytest.mark.parametrize(("key", "value"), NOT_IN_OUTPUT, ids=[k for k, _ in NOT_IN_OUTPUT])

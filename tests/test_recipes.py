@@ -665,19 +665,55 @@ def test_template_publisher_policy_is_the_deploy_policy_plus_sending(template):
 DATED_CHECKS = ["E2531", "E2533", "W2531"]
 
 
-def cfn_lint_errors(template: Path) -> list[object]:
+def cfn_lint_matches(template: Path, parameters: dict[str, str] | None = None) -> list[Any]:
+    """Everything cfn-lint reports (errors and warnings); with `parameters`, for a stack made with those values
+    (cfn-lint then resolves Ref and the conditions with them, as CloudFormation would)."""
     require_module("cfnlint")
     from cfnlint.api import ManualArgs, lint_file
 
-    matches = lint_file(template, config=ManualArgs(regions=["us-east-1", "eu-west-1"], ignore_checks=DATED_CHECKS))
+    config = ManualArgs(regions=["us-east-1", "eu-west-1"], ignore_checks=DATED_CHECKS)
+    if parameters is not None:
+        from cfnlint.context.parameters import ParameterSet
+
+        config["parameters"] = [ParameterSet(source=None, parameters=parameters)]
+    matches = lint_file(template, config=config)
     for match in matches:
         print(match)
-    return [m for m in matches if m.rule.id.startswith("E")]
+    return list(matches)
+
+
+def cfn_lint_errors(template: Path) -> list[object]:
+    return [m for m in cfn_lint_matches(template) if m.rule.id.startswith("E")]
 
 
 def test_cfn_lint_finds_no_error():
     errors = cfn_lint_errors(DEPLOY / "cloudformation.yaml")
     assert not errors, "\n".join(str(m) for m in errors)
+
+
+REQUIRED_PARAMETERS = {"BucketName": "news-bucket", "SenderIdentity": "news.example.com"}
+WORKER_PARAMETERS = {"SubscriberStore": "dynamodb", "LambdaCodeBucket": "code-bucket",
+                     "WorkerFunctionCodeKey": "worker.zip", "WorkerConcurrency": "20"}
+
+
+@pytest.mark.parametrize("parameters", [
+    pytest.param({}, id="no-workers"),
+    pytest.param({"SubscriberStore": "dynamodb", "LambdaCodeBucket": "code-bucket",
+                  "PublishFunctionCodeKey": "publish.zip"}, id="publish-function-no-workers"),
+    pytest.param(WORKER_PARAMETERS, id="workers"),
+    pytest.param({**WORKER_PARAMETERS, "PublishFunctionCodeKey": "publish.zip", "GitHubRepository": "owner/news",
+                  "NotificationEmail": "ops@example.com", "PublisherSecret": "s3cret"}, id="workers-and-everything"),
+])
+def test_cfn_lint_finds_nothing_for_a_stack_with_or_without_workers(parameters):
+    matches = cfn_lint_matches(DEPLOY / "cloudformation.yaml", {**REQUIRED_PARAMETERS, **parameters})
+    assert not matches, "\n".join(str(m) for m in matches)
+
+
+def test_cfn_lint_checks_the_worker_parameters_values():
+    """The parameterized runs above do resolve the parameters: an out-of-range WorkerConcurrency is reported."""
+    matches = cfn_lint_matches(DEPLOY / "cloudformation.yaml",
+                               {**REQUIRED_PARAMETERS, **WORKER_PARAMETERS, "WorkerConcurrency": "1"})
+    assert any("WorkerConcurrency" in str(m) for m in matches), [str(m) for m in matches]
 
 
 # ---- the subscribe endpoint: systemd unit, nginx snippet, Lambda handler ----

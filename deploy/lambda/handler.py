@@ -1,9 +1,18 @@
 """AWS Lambda entry point for the subscribe / confirm / unsubscribe endpoint (Mangum adapts ASGI to Lambda).
 
 Package this file with `publisher[lambda]` and a newsletter folder holding publisher.toml and themes/ (content/
-is not needed). Lambda has no durable disk, so that publisher.toml must keep subscribers in an SES contact list
-(`[subscribers] ses_contact_list`) and send through SES (`[email] transport = "ses"`). PUBLISHER_SECRET comes
-from the function's environment (from Secrets Manager or SSM); AWS credentials from the execution role.
+is not needed, except content/_welcome.md for welcome emails). Lambda has no durable disk, so that
+publisher.toml must keep subscribers out of SQLite, and send through SES (`[email] transport = "ses"`):
+- `[subscribers] dynamodb_table` (preferred): the full subscriber record (name, tags, pause, soft bounces,
+  changes of address, the version the confirm links are checked against) and the delivery ledger, welcome
+  emails included, all in one DynamoDB table. A confirmation makes the subscriber active and queues their
+  welcome in one transaction, and the welcome goes out once, however often the link is clicked and however
+  many instances run.
+- `[subscribers] ses_contact_list`: an SES contact list keeps the address, status and topics only; welcome
+  emails need the SQLite ledger, which a Lambda instance loses, so leave content/_welcome.md out there.
+PUBLISHER_SECRET comes from the function's environment (from Secrets Manager or SSM); AWS credentials from the
+execution role (for DynamoDB: the item actions of the SubscriberTablePolicy in deploy/cloudformation.yaml; a
+transaction needs no permission of its own).
 
 The endpoint queues each sign-up for a background thread, but Lambda freezes an instance as soon as the handler
 returns, so `handler` waits for that queue to empty before returning. The reader's answer therefore comes after
@@ -37,10 +46,21 @@ def _app():  # type: ignore[no-untyped-def]
     from publisher.subscription import create_app
 
     config = load_config(ROOT)
-    if not config.subscribers.ses_contact_list:
-        raise PublisherError("on Lambda, subscribers must live in an SES contact list: set "
-                             "[subscribers] ses_contact_list (SQLite needs a durable disk)",
-                             file=config.file.name, field="subscribers.ses_contact_list")
+    if not (config.subscribers.dynamodb_table or config.subscribers.ses_contact_list):
+        raise PublisherError("on Lambda, subscribers cannot live in SQLite (an instance has no durable disk): set "
+                             "[subscribers] dynamodb_table (preferred: the full subscriber record and the "
+                             "delivery ledger) or [subscribers] ses_contact_list",
+                             file=config.file.name, field="subscribers.dynamodb_table",
+                             hint='e.g. dynamodb_table = "newsletter" (or the function\'s environment variable '
+                                  "PUBLISHER_SUBSCRIBERS_DYNAMODB_TABLE, as the CloudFormation template sets it), "
+                                  "a table made by the template or by `publisher subscribers init-table`")
+    if not config.subscribers.dynamodb_table:
+        from publisher import welcome
+
+        if welcome.enabled(config):  # its ledger would be a SQLite file in the (read-only) package
+            log.warning("%s: welcome emails need [subscribers] dynamodb_table on Lambda (with ses_contact_list their "
+                        "ledger is SQLite); remove the file from the package or move the subscribers to DynamoDB",
+                        welcome.path(config))
     return create_app(config)
 
 

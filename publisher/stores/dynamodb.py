@@ -207,8 +207,11 @@ class DynamoDBStore:
 
     def _items(self, emails: list[str]) -> dict[str, dict[str, Any]]:
         """The items of up to BATCH distinct addresses, strongly consistent, by address."""
-        found: dict[str, dict[str, Any]] = {}
-        keys = [subscriber_key(e) for e in emails]
+        return {_s(item, "email"): item for item in self._batch_get([subscriber_key(e) for e in emails])}
+
+    def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The items of up to BATCH distinct keys (those that exist), strongly consistent, in no set order."""
+        found: list[dict[str, Any]] = []
         for _ in range(MAX_ATTEMPTS):
             if not keys:
                 break
@@ -216,8 +219,7 @@ class DynamoDBStore:
                 answer = self.client.batch_get_item(RequestItems={self.table: {"Keys": keys, "ConsistentRead": True}})
             except Exception as exc:
                 raise self._error(exc, "batch get item") from None
-            for item in answer.get("Responses", {}).get(self.table, []):
-                found[_s(item, "email")] = item
+            found += answer.get("Responses", {}).get(self.table, [])
             keys = answer.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
         else:
             if keys:

@@ -235,6 +235,31 @@ class DynamoDBLedger:
                  statuses.get(_s(item, "email")) if join_status else "active", _n(item, "attempts"))
                 for item in found]
 
+    def rows_of(self, issue: str, emails: list[str]) -> list[tuple[int, str, str, str, int]]:
+        """The delivery rows of up to 100 addresses of `issue` (those in the ledger), strongly consistent, ordered
+        by their place in the audience: (handle, email, name, state, attempts)."""
+        items = self._store._batch_get([row_key(issue, email) for email in dict.fromkeys(emails)])
+        rows = [(self._handle(issue, item), _s(item, "email"), _s(item, "name"), _s(item, "state"),
+                 _n(item, "attempts")) for item in items]
+        return sorted(rows)
+
+    def queue_cursor(self, issue: str) -> tuple[dict[str, Any] | None, bool]:
+        """Where the enqueueing of a fan-out send stands: (the key of the last row queued, or None; all queued)."""
+        item = self._send_item(issue) or {}
+        last = _s(item, "queued_after") if "queued_after" in item else ""
+        return (row_key(issue, last) if last else None), bool(item.get("queued_all", {}).get("BOOL"))
+
+    def set_queue_cursor(self, issue: str, last_email: str | None, *, done: bool) -> None:
+        """Records how far a fan-out send has queued its rows (None with done=False: start again)."""
+        values: dict[str, Any] = {":done": {"BOOL": done}, ":at": {"S": now_text()}}
+        if last_email is None:
+            expression = "SET queued_all = :done, queued_at = :at REMOVE queued_after"
+        else:
+            expression = "SET queued_all = :done, queued_at = :at, queued_after = :last"
+            values[":last"] = {"S": last_email}
+        self._call("update_item", Key=send_key(issue), UpdateExpression=expression,
+                   ExpressionAttributeValues=values)
+
     def mark(self, row: int, state: str, **fields: object) -> None:
         sets = ["#state = :state", "changed = :at"]
         removes = []
@@ -246,8 +271,12 @@ class DynamoDBLedger:
                 sets.append(f"{name} = :{name}")
                 values[f":{name}"] = _value(value)
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        # Only from the state the loop saw: a row is skipped while pending, and recorded (sent, failed, back to
+        # pending for a retry, left uncertain) while this process holds its claim. A queued batch may reach two
+        # workers (SQS delivers at least once); the second one's write must never undo the first one's `sent`.
+        values[":from"] = {"S": "pending" if state == "skipped" else "sending"}
         self._conditional("update_item", Key=self._key(row), UpdateExpression=expression,
-                          ConditionExpression="attribute_exists(PK)", ExpressionAttributeNames={"#state": "state"},
+                          ConditionExpression="#state = :from", ExpressionAttributeNames={"#state": "state"},
                           ExpressionAttributeValues=values)
 
     def claim(self, row: int) -> bool:
