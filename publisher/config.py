@@ -293,6 +293,8 @@ def transport_name(value: Any) -> str:
 
 
 def fanout_name(value: Any) -> str:
+    if value == "":  # an empty PUBLISHER_EMAIL_FANOUT (a CI variable left unset) is the default
+        return "local"
     if value not in ("local", "sqs"):
         raise ValueError('must be "local" (this process sends) or "sqs" (batches to an SQS queue, sent by workers)')
     return str(value)

@@ -325,6 +325,7 @@ class Worker:
         self.report = WorkerReport()
         self._issues: dict[str, _Issue] = {}
         self._issue_list: list[Any] | None = None
+        self.last_slug: str | None = None  # of the last batch handled
 
     def _issue(self, slug: str) -> _Issue:
         known = self._issues.get(slug)
@@ -359,6 +360,7 @@ class Worker:
         """Sends the pending rows of one queued message; True when every row of it is settled (delete the
         message), False when some are left pending (the transport was down, or the worker is stopping)."""
         slug, emails = parse_body(body)
+        self.last_slug = slug
         issue = self._issue(slug)
         rows = [row for row in self.ledger.rows_of(slug, emails) if row[3] == "pending"]
         if not rows:
@@ -380,6 +382,18 @@ class Worker:
             if "unavailable" not in report.stopped and "on request" not in report.stopped:
                 mine.stopped = report.stopped
             return False
+        return True
+
+    def settle(self, slug: str, queue: str, *, held: int = 0, client: Any = None) -> bool:
+        """Marks the send of `slug` finished, with its count of sent messages, once the queue holds no batch
+        (beyond the `held` this worker still has) and no row is pending or being sent; True if it did. Called
+        after a batch, so the last worker to finish one closes the send: about one read of the rows per send."""
+        if in_flight(queue, client) > held:
+            return False
+        counts = self.ledger.counts(slug)
+        if counts.get("pending") or counts.get("sending"):
+            return False
+        self.ledger.finish(slug, sent=counts.get("sent", 0))
         return True
 
     def close(self) -> None:
@@ -442,6 +456,11 @@ class Worker:
             except Exception as exc:  # harmless: the copy that comes back finds its rows settled
                 log.warning("could not delete a sent batch from %s (it comes back and is skipped): %s", queue, exc)
             self.report.done += 1
+            if self.last_slug is not None:
+                try:
+                    self.settle(self.last_slug, queue, client=sqs)
+                except PublisherError as exc:  # only the finish time: the next batch or send records it
+                    log.warning("could not mark the send of %s finished: %s", self.last_slug, exc)
         else:
             self.report.returned += 1
             _return_after(sqs, queue, receipt, min(visibility, 30))

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from pathlib import Path
+from typing import Any
 
 from . import build as build_mod
 from . import clock, content, websub
@@ -168,12 +169,11 @@ def publish(config: Config, *, now: datetime, due: bool = False, force: bool = F
     changed feeds pings the WebSub hubs of `feeds.hubs` (through `notifier`); a hub that cannot be told is a
     warning, never a failure: it does not stop the emails, and the next publish does not ask it again."""
     report = PublishReport()
-    with publish_lock(config.root):
+    with publish_lock(config.root), _table_lease(config):
         result = build_mod.build(config, now=now)
         report.built = result.written + result.removed
-        db = connect(config.root / config.subscribers.database)
+        state, close_state = _open_state(config)
         try:
-            state = State(db)
             files = deploy_mod.local_files(result.output)  # hashed once, for the fingerprint and the deploy
             fingerprint = dist_fingerprint(files)
             if state.get("deployed_fingerprint") == fingerprint:
@@ -196,9 +196,35 @@ def publish(config: Config, *, now: datetime, due: bool = False, force: bool = F
             if not (stop is not None and stop.is_set()) and not quiet:
                 _welcomes(config, report, now=now, stop=stop, transport_factory=transport_factory, secret=secret)
         finally:
-            db.close()
+            close_state()
         _schedules(config, report, now=now)
     return report
+
+
+def _table_lease(config: Config) -> contextlib.AbstractContextManager[None]:
+    """With the ledger in DynamoDB, publishers on other machines share it: they take turns through a lease in the
+    table (the folder's lock only covers this machine)."""
+    if not config.subscribers.dynamodb_table:
+        return contextlib.nullcontext()
+    from .stores.dynamodb_state import publish_lease
+
+    return publish_lease(config)
+
+
+def _open_state(config: Config) -> tuple[Any, Callable[[], None]]:
+    """The publish state and how to close it: in the DynamoDB table with `subscribers.dynamodb_table` (so that a
+    publish on Lambda or a CI runner needs no file between runs), else in the SQLite database."""
+    if config.subscribers.dynamodb_table:
+        from .stores.dynamodb_state import DynamoDBState
+
+        table = DynamoDBState(config)
+        return table, table.close
+    db = connect(config.root / config.subscribers.database)
+    try:
+        return State(db), db.close
+    except BaseException:
+        db.close()
+        raise
 
 
 def _schedules(config: Config, report: PublishReport, *, now: datetime) -> None:
@@ -319,7 +345,8 @@ def issue_statuses(config: Config, *, now: datetime) -> list[IssueStatus]:
     """Every issue under content/ (drafts and scheduled ones too), newest first, with what the ledger in
     `subscribers.database` says was sent. Reads the database only (never creates or migrates it)."""
     issues = content.load_issues(config)
-    sent, states = _ledger(config.root / config.subscribers.database)
+    sent, states = _table_ledger(config) if config.subscribers.dynamodb_table else \
+        _ledger(config.root / config.subscribers.database)
     statuses = []
     for issue in issues:
         note = None
@@ -335,6 +362,24 @@ def issue_statuses(config: Config, *, now: datetime) -> list[IssueStatus]:
         statuses.append(IssueStatus(issue.slug, issue.title, issue.date, status, sent.get(issue.slug, 0),
                                     issue.tags, str(issue.path), note))
     return sorted(statuses, key=lambda s: (s.date, s.slug), reverse=True)
+
+
+def _table_ledger(config: Config) -> tuple[dict[str, int], dict[str, str]]:
+    """_ledger's answer from the DynamoDB table: a finished send's count of sent messages is on its send item (no
+    read of its rows); only a send still under way is counted row by row."""
+    from .stores.dynamodb_ledger import DynamoDBLedger
+    from .stores.dynamodb_state import DynamoDBState
+
+    state = DynamoDBState(config)
+    try:
+        states = state.states()
+    finally:
+        state.close()
+    ledger = DynamoDBLedger(config)
+    try:
+        return ledger.sent_counts(), states
+    finally:
+        ledger.close()
 
 
 def _ledger(path: Path) -> tuple[dict[str, int], dict[str, str]]:

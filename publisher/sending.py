@@ -191,7 +191,7 @@ class LedgerStore(Protocol):
     def release(self, row: int, error: str) -> None: ...
     def fail_unclaimed(self, row: int, error: str) -> bool: ...
     def forgotten(self, issue: str) -> set[str]: ...
-    def finish(self, issue: str) -> None: ...
+    def finish(self, issue: str, sent: int | None = None) -> None: ...
 
 
 class Ledger:
@@ -300,7 +300,7 @@ class Ledger:
         with self.lock:
             return privacy.forgotten_rows(self.db, issue)
 
-    def finish(self, issue: str) -> None:
+    def finish(self, issue: str, sent: int | None = None) -> None:  # the count is in the rows already
         self._execute("UPDATE issue_sends SET finished_at = ? WHERE issue = ? AND finished_at IS NULL",
                       (now_text(), issue))
 
@@ -636,7 +636,7 @@ def send_issue(config: Config, slug: str, *, transport: Transport | None = None,
                                                         sleep=sleep)
                 report.remaining = before.get("pending", 0)
                 if not report.remaining and not before.get("sending", 0):
-                    ledger.finish(slug)
+                    ledger.finish(slug, sent=before.get("sent", 0))
                 report.seconds = clock() - started
                 return report
             transport = transport or transport_for(config, slug)
@@ -653,7 +653,7 @@ def send_issue(config: Config, slug: str, *, transport: Transport | None = None,
             report.remaining = after.get("pending", 0)
             report.uncertain = after.get("sending", 0)
             if not report.remaining and not report.uncertain:
-                ledger.finish(slug)
+                ledger.finish(slug, sent=after.get("sent", 0))
         finally:
             close_ledger()
         report.seconds = clock() - started

@@ -347,6 +347,20 @@ def test_workflow_publishes_on_a_schedule_one_run_at_a_time_with_oidc(workflow):
     assert steps[restore]["id"] == "restore"
 
 
+def test_workflow_with_a_dynamodb_table_copies_no_state_file(workflow):
+    """With vars.DYNAMODB_TABLE, subscribers, ledger and publish state live in the table: no subscribers.db goes to
+    or from S3 (two overlapping runs could lose a write there), and publish still runs."""
+    assert workflow["env"]["PUBLISHER_SUBSCRIBERS_DYNAMODB_TABLE"] == "${{ vars.DYNAMODB_TABLE }}"
+    assert workflow["env"]["PUBLISHER_EMAIL_QUEUE_URL"] == "${{ vars.SEND_QUEUE_URL }}"
+    assert workflow["env"]["PUBLISHER_EMAIL_FANOUT"] == "${{ vars.SEND_QUEUE_URL && 'sqs' || 'local' }}"
+    steps = steps_of(workflow)
+    restore, save = state_steps(steps)
+    publish = find_step(steps, r"^publisher\b.* publish --due\b")
+    assert steps[restore]["if"] == "vars.DYNAMODB_TABLE == ''"
+    assert "steps.restore.outcome == 'success'" in steps[save]["if"]  # a skipped restore: nothing to save
+    assert "steps.restore.outcome == 'skipped'" in steps[publish]["if"]
+
+
 def test_workflow_hard_codes_no_secret(workflow):
     text = (DEPLOY / "github-actions" / "publish.yml").read_text(encoding="utf-8")
     assert not re.search(r"AKIA[0-9A-Z]{16}|aws_secret_access_key|-----BEGIN", text)

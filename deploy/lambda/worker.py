@@ -57,4 +57,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             settled = False
         if not settled:
             failures.append({"itemIdentifier": ident})
+    queue = sender.config.email.queue_url  # PUBLISHER_EMAIL_QUEUE_URL, which CloudFormation sets
+    if queue and sender.last_slug and not failures:
+        try:  # Lambda deletes this invocation's records after it returns: they are still in the queue now
+            sender.settle(sender.last_slug, queue, held=len(event["Records"]))
+        except PublisherError as exc:
+            log.warning("could not mark the send of %s finished: %s", sender.last_slug, exc)
     return {"batchItemFailures": failures}

@@ -356,10 +356,28 @@ class DynamoDBLedger:
             if not (start := page.get("LastEvaluatedKey")):
                 return slugs
 
-    def finish(self, issue: str) -> None:
-        self._conditional("update_item", Key=send_key(issue), UpdateExpression="SET finished = :at",
+    def finish(self, issue: str, sent: int | None = None) -> None:
+        """Marks the send finished, with its count of sent messages (so `publisher list` reads one item, not
+        every row)."""
+        values: dict[str, Any] = {":at": {"S": now_text()}}
+        expression = "SET finished = :at"
+        if sent is not None:
+            expression += ", sent = :sent"
+            values[":sent"] = {"N": str(sent)}
+        self._conditional("update_item", Key=send_key(issue), UpdateExpression=expression,
                           ConditionExpression="attribute_exists(PK) AND attribute_not_exists(finished)",
-                          ExpressionAttributeValues={":at": {"S": now_text()}})
+                          ExpressionAttributeValues=values)
+
+    def sent_counts(self) -> dict[str, int]:
+        """issue -> messages sent, for every send in the table: a finished send's count from its send item, a
+        send under way counted from its rows."""
+        slugs = self._sends()
+        found: dict[str, int] = {}
+        for i in range(0, len(slugs), 100):
+            for item in self._store._batch_get([send_key(slug) for slug in slugs[i:i + 100]]):
+                slug = _s(item, "PK").removeprefix("ISSUE#")
+                found[slug] = _n(item, "sent") if "sent" in item else self.counts(slug).get("sent", 0)
+        return {slug: n for slug, n in found.items() if n}
 
     def close(self) -> None:
         self._store.close()
