@@ -65,7 +65,8 @@ def test_a_held_lease_makes_another_publish_busy_and_an_expired_one_is_taken_ove
     config = table
     with publish_lease(config), pytest.raises(Busy) as busy:
         publish(config, now=WHEN, due=True, secret=SECRET)
-    assert config.subscribers.dynamodb_table in str(busy.value) and "runs out within" in (busy.value.problems[0].hint or "")
+    assert config.subscribers.dynamodb_table in str(busy.value)
+    assert "runs out within" in (busy.value.problems[0].hint or "")
     assert item(config, LOCK_KEY) is None  # released at the end of the block
     # A publisher that crashed left its lease: once it has run out, the next publish takes it.
     boto3.client("dynamodb").put_item(TableName=config.subscribers.dynamodb_table, Item={
