@@ -331,7 +331,8 @@ class Worker:
         known = self._issues.get(slug)
         if known is not None:
             return known
-        if self._issue_list is None:
+        if self._issue_list is None or all(i.slug != slug for i in self._issue_list):
+            # Loaded again for a slug not seen yet: a long-running worker must find issues written since it started.
             self._issue_list = load_issues(self.config)
         try:
             issue = find_issue(self._issue_list, slug)
@@ -463,7 +464,8 @@ class Worker:
                     log.warning("could not mark the send of %s finished: %s", self.last_slug, exc)
         else:
             self.report.returned += 1
-            _return_after(sqs, queue, receipt, min(visibility, 30))
+            # Stopping: another worker may take it at once. Otherwise (the transport down) a pause first.
+            _return_after(sqs, queue, receipt, 0 if self.stop.is_set() else min(visibility, 30))
 
 
 def _queue_settings(sqs: Any, queue: str) -> tuple[int, bool]:

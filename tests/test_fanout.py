@@ -381,3 +381,41 @@ def test_publish_due_queues_a_due_issue_for_the_workers_once(fan, newsletter, mo
     assert not (newsletter.root / "outbox").exists()  # the publisher sent nothing itself
     again = publish(config, now=NOW, due=True)
     assert again.sent == {} and not again.failures
+
+
+def test_a_running_worker_finds_an_issue_written_after_it_started(fan, newsletter):
+    config, url, _ = fan
+    subscribe(config, 3)
+    send_issue(config, "daily", now=NOW, secret=SECRET, queue=url)
+    worker = Worker(config, secret=SECRET)
+    assert worker.run(url, idle_exit=1.0, wait_seconds=1).sent == 3  # type: ignore[attr-defined]
+    newsletter.issue("2026-11-21-second.md", "title: 第二期\ndate: 2026-11-21\n", "第二期正文。\n")
+    send_issue(load_config(newsletter.root), "second", now=NOW, secret=SECRET, queue=url)
+    again = worker.run(url, idle_exit=1.0, wait_seconds=1)
+    worker.close()
+    assert (again.poison, again.sent) == (0, 6)  # type: ignore[attr-defined]  (3 + 3: the report accumulates)
+    assert len(list((newsletter.root / "outbox" / "second").glob("*.eml"))) == 3
+
+
+def test_sigterm_stops_a_worker_between_messages_and_its_batch_goes_to_the_next(fan, newsletter):
+    config, url, _ = fan
+    toml = newsletter.root / "publisher.toml"
+    toml.write_text(toml.read_text().replace('fanout = "sqs"\n', 'fanout = "sqs"\nrate = 20\n'))
+    subscribe(config, 100)
+    send_issue(config, "daily", now=NOW, secret=SECRET, queue=url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
+    env.update(PUBLISHER_SECRET=SECRET.decode(), PUBLISHER_NOW=NOW.isoformat())
+    command = [sys.executable, "-m", "publisher", "-C", str(newsletter.root), "worker", "--queue", url,
+               "--exit-when-idle", "2"]
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: ledger_counts(config).get("sent", 0) >= 10, timeout=60, what="10 sent")
+    first.send_signal(signal.SIGTERM)
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert "1 batch taken (0 done, 1 handed back" in out
+    stopped = ledger_counts(config)
+    assert stopped.get("sending", 0) == 0 and 10 <= stopped["sent"] < 100  # nothing left uncertain
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr
+    got = outbox_recipients(newsletter.root / "outbox" / "daily")
+    assert set(got) == active_addresses(100) and set(got.values()) == {1}
