@@ -419,3 +419,20 @@ def test_sigterm_stops_a_worker_between_messages_and_its_batch_goes_to_the_next(
     assert second.returncode == 0, second.stderr
     got = outbox_recipients(newsletter.root / "outbox" / "daily")
     assert set(got) == active_addresses(100) and set(got.values()) == {1}
+
+
+def test_publisher_report_counts_a_fanout_send_as_a_local_one(fan, newsletter):
+    from publisher.report import issue_report
+    from publisher.stores.dynamodb import DynamoDBStore
+
+    config, url, _ = fan
+    subscribe(config, 130)
+    send_issue(config, "daily", now=NOW, secret=SECRET, queue=url)
+    queued = issue_report(config, "daily")
+    assert (queued.recipients, queued.pending, queued.sent, queued.finished_at) == (130, 130, 0, None)
+    DynamoDBStore(config).set_status("reader5@example.com", "unsubscribed")
+    run_worker(config, url, idle_exit=2.0)
+    done = issue_report(config, "daily")
+    assert (done.recipients, done.sent, done.skipped, done.pending, done.uncertain) == (130, 129, 1, 0, 0)
+    assert done.finished_at is not None  # the last worker closed the send
+    assert ledger_counts(config) == {"sent": 129, "skipped": 1}
