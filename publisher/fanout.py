@@ -372,7 +372,10 @@ class Worker:
         report = SendReport(issue=slug)
         loop = SendLoop(self.config, issue.rendered, issue.transport, issue.factory, batch,  # type: ignore[arg-type]
                         join_status=True, clock=self.clock, sleep=self.sleep, stop=self.stop, limiter=self.limiter)
-        loop.run(report, None)
+        try:
+            loop.run(report, None)
+        finally:
+            self.ledger.drop([row[0] for row in rows])
         mine = self.report
         mine.sent += report.sent
         mine.failed += report.failed

@@ -436,3 +436,14 @@ def test_publisher_report_counts_a_fanout_send_as_a_local_one(fan, newsletter):
     assert (done.recipients, done.sent, done.skipped, done.pending, done.uncertain) == (130, 129, 1, 0, 0)
     assert done.finished_at is not None  # the last worker closed the send
     assert ledger_counts(config) == {"sent": 129, "skipped": 1}
+
+
+def test_a_worker_keeps_no_handle_of_the_rows_it_is_done_with(fan):
+    config, url, _ = fan
+    subscribe(config, 120)
+    send_issue(config, "daily", now=NOW, secret=SECRET, queue=url)
+    worker = Worker(config, secret=SECRET)
+    report = worker.run(url, idle_exit=1.0, wait_seconds=1)
+    assert report.sent == 120  # type: ignore[attr-defined]
+    assert worker.ledger._emails == {} and worker.ledger._handles == {}  # memory stays flat over weeks of sends
+    worker.close()

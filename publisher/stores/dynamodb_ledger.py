@@ -129,6 +129,15 @@ class DynamoDBLedger:
             self._handles[(issue, email)] = n
             return n
 
+    def drop(self, rows: list[int]) -> None:
+        """Forgets the handles of rows this process is done with: a worker that runs for weeks handles every
+        recipient of every issue, and must not keep them all."""
+        with self.lock:
+            for row in rows:
+                found = self._emails.pop(row, None)
+                if found is not None:
+                    self._handles.pop(found, None)
+
     def _key(self, row: int) -> dict[str, Any]:
         issue, email = self._emails[row]
         return row_key(issue, email)
