@@ -514,6 +514,23 @@ class Heartbeat:
         self.thread.join()
 
 
+def create_queues(name: str, *, visibility: int = 1800, max_receive: int = 5, client: Any = None) -> tuple[str, str]:
+    """A send queue and its dead-letter queue as CloudFormation makes them (SendQueue, SendDeadLetterQueue), for
+    local setups and tests: (queue URL, dead-letter queue URL). Idempotent, as SQS's CreateQueue is."""
+    import boto3
+
+    sqs = client or boto3.client("sqs")
+    try:
+        dead = sqs.create_queue(QueueName=f"{name}-dlq", Attributes={"MessageRetentionPeriod": "1209600"})["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        url = sqs.create_queue(QueueName=name, Attributes={
+            "VisibilityTimeout": str(visibility),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": str(max_receive)})})
+    except Exception as exc:
+        raise _sqs_error(exc, name, "CreateQueue") from None
+    return url["QueueUrl"], dead
+
+
 def in_flight(queue: str, client: Any = None) -> int:
     """About how many messages the queue holds, waiting or taken by a worker (SQS's approximate counts)."""
     sqs = client or sqs_client(queue)

@@ -35,21 +35,23 @@ from waiting import wait_for
 
 from publisher.config import load_config
 from publisher.errors import PublisherError
-from publisher.fanout import BATCH, PoisonBatch, SharedRateLimiter, Worker, body_of, parse_body
+from publisher.fanout import (
+    BATCH,
+    PoisonBatch,
+    SharedRateLimiter,
+    Worker,
+    body_of,
+    create_queues,
+    in_flight,
+    parse_body,
+)
 from publisher.sending import send_issue
 from publisher.stores.dynamodb_ledger import DynamoDBLedger
 
 
 def make_queue(*, visibility: int = 30, max_receive: int = 5) -> tuple[str, str]:
     """A send queue with a dead-letter queue, as CloudFormation makes them: (queue URL, DLQ URL)."""
-    sqs = boto3.client("sqs")
-    name = f"send-{uuid.uuid4().hex[:10]}"
-    dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    url = sqs.create_queue(QueueName=name, Attributes={
-        "VisibilityTimeout": str(visibility),
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": str(max_receive)})})["QueueUrl"]
-    return url, dlq
+    return create_queues(f"send-{uuid.uuid4().hex[:10]}", visibility=visibility, max_receive=max_receive)
 
 
 def queued_bodies(url: str) -> list[str]:
@@ -64,9 +66,7 @@ def queued_bodies(url: str) -> list[str]:
 
 
 def depth(url: str) -> int:
-    values = boto3.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=[
-        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-    return int(values["ApproximateNumberOfMessages"]) + int(values["ApproximateNumberOfMessagesNotVisible"])
+    return in_flight(url)
 
 
 @pytest.fixture
