@@ -363,26 +363,17 @@ def last_json(text: str) -> dict[str, Any]:
     return json.loads(text.strip().splitlines()[-1])
 
 
-def make_queue(visibility: int, max_receive: int = 5) -> tuple[str, str]:
-    """A send queue with a dead-letter queue, as CloudFormation makes them (tests/test_fanout.py make_queue)."""
-    import boto3
+def make_queue(visibility: int) -> tuple[str, str]:
+    """A send queue with a dead-letter queue, as CloudFormation makes them."""
+    from publisher.fanout import create_queues
 
-    sqs = boto3.client("sqs")
-    name = f"send-{uuid.uuid4().hex[:10]}"
-    dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    url = sqs.create_queue(QueueName=name, Attributes={
-        "VisibilityTimeout": str(visibility),
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": str(max_receive)})})["QueueUrl"]
-    return url, dlq
+    return create_queues(f"send-{uuid.uuid4().hex[:10]}", visibility=visibility)
 
 
 def depth(url: str) -> int:
-    import boto3
+    from publisher.fanout import in_flight
 
-    values = boto3.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=[
-        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-    return int(values["ApproximateNumberOfMessages"]) + int(values["ApproximateNumberOfMessagesNotVisible"])
+    return in_flight(url)
 
 
 def new_table() -> str:
