@@ -30,6 +30,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from .. import clock as clock_mod
@@ -184,9 +185,11 @@ class DynamoDBLedger:
                                   "attempts": {"N": "0"}, "created": {"S": stamp}, "changed": {"S": stamp}},
                 ConditionExpression="attribute_not_exists(PK)")
 
+        # A thousand at a time: Executor.map takes its whole input at once, a future per subscriber of the list.
         with ThreadPoolExecutor(WORKERS) as pool:
-            for _ in pool.map(put, people):
-                pass
+            while chunk := list(islice(people, 1000)):
+                for _ in pool.map(put, chunk):
+                    pass
         size = sum(self.counts(issue).values())
         self._call("update_item", Key=send_key(issue), UpdateExpression="SET audience = :n, complete = :yes",
                    ExpressionAttributeValues={":n": {"N": str(size)}, ":yes": {"BOOL": True}})
