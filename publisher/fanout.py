@@ -246,36 +246,6 @@ class SharedRateLimiter:
         self.pace.succeeded()
 
 
-class _BatchLedger:
-    """What SendLoop sees of the ledger in a worker: the rows of one queued message that were pending when it was
-    read; every write goes to the DynamoDB ledger, conditional as ever."""
-
-    def __init__(self, ledger: DynamoDBLedger, rows: list[tuple[int, str, str, str | None, int]]) -> None:
-        self.ledger = ledger
-        self.rows = rows  # ordered by handle
-
-    def pending(self, issue: str, after: int, join_status: bool) -> list[tuple[int, str, str, str | None, int]]:
-        return [row for row in self.rows if row[0] > after]
-
-    def counts(self, issue: str) -> dict[str, int]:
-        return {"pending": len(self.rows)}
-
-    def forgotten(self, issue: str) -> set[str]:
-        return self.ledger.forgotten(issue)
-
-    def mark(self, row: int, state: str, **fields: object) -> None:
-        self.ledger.mark(row, state, **fields)
-
-    def claim(self, row: int) -> bool:
-        return self.ledger.claim(row)
-
-    def release(self, row: int, error: str) -> None:
-        self.ledger.release(row, error)
-
-    def fail_unclaimed(self, row: int, error: str) -> bool:
-        return self.ledger.fail_unclaimed(row, error)
-
-
 @dataclass
 class _Issue:
     rendered: RenderedEmail
@@ -366,9 +336,7 @@ class Worker:
         rows = [row for row in self.ledger.rows_of(slug, emails) if row[3] == "pending"]
         if not rows:
             return True  # a copy of a batch another worker sent, or rows resolved meanwhile
-        statuses = {email: _s(item, "status") for email, item in
-                    self.ledger._store._items([email for _, email, _, _, _ in rows]).items()}
-        batch = _BatchLedger(self.ledger, [(h, e, name, statuses.get(e), a) for h, e, name, _, a in rows])
+        batch = self.ledger.view(slug, rows)
         report = SendReport(issue=slug)
         loop = SendLoop(self.config, issue.rendered, issue.transport, issue.factory, batch,  # type: ignore[arg-type]
                         join_status=True, clock=self.clock, sleep=self.sleep, stop=self.stop, limiter=self.limiter)

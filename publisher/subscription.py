@@ -256,15 +256,24 @@ class Endpoint:
         # (for tests: as if the process died before the send; the next pass sends them).
         self.send_welcome = send_welcome
         self._welcome_queued = threading.Event()  # a send pass is queued: one is enough for any number of clicks
+        self._welcome_lock = threading.Lock()
+        self._welcome_for: set[str] = set()  # confirmed since the last pass: with DynamoDB, a pass sends just these
+        self._sweep = False  # the next pass reads every pending welcome (at start, or after a pass left some)
         self._stopping = threading.Event()  # shutting down: a welcome send pass stops after its current messages
 
     def start(self) -> None:
         """On startup: send the welcomes a previous process queued and did not send (it was stopped or died)."""
         self.send_welcomes()
 
-    def send_welcomes(self) -> None:
+    def send_welcomes(self, address: str | None = None) -> None:
         """Queue a welcome send pass on the worker (after the confirmations queued before it), unless one is
-        queued already or there is no welcome."""
+        queued already or there is no welcome. With `address` (just confirmed) the pass may send its welcome
+        alone; without, it sweeps every pending one."""
+        with self._welcome_lock:
+            if address is None:
+                self._sweep = True
+            else:
+                self._welcome_for.add(address)
         if not self.send_welcome or not welcome.enabled(self.config) or self._welcome_queued.is_set():
             return
         self._welcome_queued.set()
@@ -273,9 +282,15 @@ class Endpoint:
 
     def _send_welcomes(self) -> None:
         self._welcome_queued.clear()  # before the pass: a confirmation during it queues the next one
+        with self._welcome_lock:
+            addresses, sweep = sorted(self._welcome_for), self._sweep
+            self._welcome_for.clear()
+            self._sweep = False
+        # SQLite reads its pending rows through an index; DynamoDB would read every welcome ever sent.
+        only = addresses if self.config.subscribers.dynamodb_table and not sweep else None
         try:
             report = welcome.send_pending(self.config, self.transport, secret=self.secret, limit=WELCOME_BATCH,
-                                          stop=self._stopping)
+                                          stop=self._stopping, only=only)
         except PublisherError as exc:
             log.error("subscribe: the welcome emails were not sent (they wait for the next pass): %s", exc)
             return
@@ -510,7 +525,7 @@ class Endpoint:
             elif state == "active":
                 welcome.requeue(self.config, store, data.email)  # SES store only: see welcome.requeue
         if state is not None:
-            self.send_welcomes()
+            self.send_welcomes(data.email)
         return state is not None
 
     async def unsubscribe(self, request: Request) -> Response:

@@ -333,7 +333,7 @@ def _waiting(db: sqlite3.Connection) -> dict[str, int]:
 def send_pending(config: Config, transport: Transport | None = None, *, now: datetime | None = None,
                  secret: bytes | None = None, limit: int | None = None,
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-                 stop: threading.Event | None = None) -> SendReport:
+                 stop: threading.Event | None = None, only: list[str] | None = None) -> SendReport:
     """Send every pending welcome (through `transport`, default `email.transport`: `outbox/_welcome/`), with
     the issues' send loop: rate limit, retries, ledger. Safe to run at any time and in several processes at once
     (`serve` after each confirmation and at its start, `publish --due`, `run`): a row is claimed before it is
@@ -341,7 +341,11 @@ def send_pending(config: Config, transport: Transport | None = None, *, now: dat
 
     A row left `sending` by a killed process may have gone out: it is counted as sent, with a warning, never
     sent again. Without `content/_welcome.md`, the pending rows wait (`report.remaining`). With
-    `subscribers.dynamodb_table` the rows are the DynamoDB ledger's (see the module's docstring)."""
+    `subscribers.dynamodb_table` the rows are the DynamoDB ledger's (see the module's docstring).
+
+    `only` (DynamoDB): send the welcomes of these addresses alone, reading their rows with one BatchGetItem per
+    100 instead of the whole `_welcome` partition, which grows with every subscriber ever welcomed (the endpoint
+    after a confirmation; the sweep at its start and `publish --due` still read it all)."""
     started = clock()
     report = SendReport(issue=SLUG)
     run = dict(transport=transport, now=now, secret=secret, limit=limit, clock=clock, sleep=sleep, stop=stop)
@@ -351,9 +355,16 @@ def send_pending(config: Config, transport: Transport | None = None, *, now: dat
 
         table = DynamoDBLedger(config)
         try:
-            subject_audience = _send(config, table, table.counts(SLUG), report, join_status=True, **run)
-            if subject_audience is not None:
-                dynamodb_welcome.record(table._store, *subject_audience)
+            if only is not None:
+                for i in range(0, len(only), 100):
+                    rows = [row for row in table.rows_of(SLUG, only[i:i + 100]) if row[3] == "pending"]
+                    if rows:  # the send item's figures are the sweep's to keep: no record() here
+                        _send(config, table.view(SLUG, rows), {"pending": len(rows)}, report, join_status=True,
+                              **run)
+            else:
+                subject_audience = _send(config, table, table.counts(SLUG), report, join_status=True, **run)
+                if subject_audience is not None:
+                    dynamodb_welcome.record(table._store, *subject_audience)
         finally:
             table.close()
     else:

@@ -169,3 +169,32 @@ def test_concurrent_activations_and_senders_never_send_two_welcomes(newsletter, 
             thread.join()
     assert sum(r.sent for r in reports) == len(people)
     assert recipients(newsletter) == Counter(people)  # everyone once, no one twice
+
+
+def test_the_welcome_of_one_confirmation_reads_its_row_not_every_welcome_ever_sent(newsletter, ddb, monkeypatch):
+    """After a confirmation the endpoint sends that address's welcome alone (`only`): one BatchGetItem for its
+    row, none of the Queries that would read the `_welcome` partition, which holds everyone ever welcomed."""
+    from publisher.stores import dynamodb
+
+    store = DynamoDBStore(ddb)
+    store.upsert_many(Subscriber(f"early{n}@example.com", status="unconfirmed") for n in range(40))
+    for n in range(40):
+        welcome.activate(ddb, store, f"early{n}@example.com")
+    assert welcome.send_pending(ddb, secret=SECRET).sent == 40  # the sweep: 40 rows now `sent`
+    store.upsert(Subscriber("late@example.com", status="unconfirmed"))
+    welcome.activate(ddb, store, "late@example.com")
+    queries: list[str] = []
+    make = dynamodb.make_client
+
+    def counting(config=None):  # type: ignore[no-untyped-def]
+        client = make(config)
+        client.meta.events.register("before-parameter-build.dynamodb.Query",
+                                    lambda params, **_: queries.append(params["KeyConditionExpression"]))
+        return client
+
+    monkeypatch.setattr(dynamodb, "make_client", counting)
+    report = welcome.send_pending(ddb, secret=SECRET, only=["late@example.com"])
+    assert report.sent == 1 and recipients(newsletter)["late@example.com"] == 1
+    assert all(":f" in q for q in queries), queries  # only the narrow range of forgotten rows, never the partition
+    assert row(ddb, "late@example.com")["state"]["S"] == "sent"
+    assert welcome.send_pending(ddb, secret=SECRET, only=["late@example.com"]).sent == 0  # never twice

@@ -255,6 +255,13 @@ class DynamoDBLedger:
                  _n(item, "attempts")) for item in items]
         return sorted(rows)
 
+    def view(self, issue: str, rows: list[tuple[int, str, str, str, int]]) -> RowsView:
+        """A ledger of some rows of `issue` (from rows_of, the pending ones), with each subscriber's current
+        status read in one BatchGetItem: what SendLoop sends a queued batch or one new welcome through."""
+        statuses = {email: _s(item, "status") for email, item in
+                    self._store._items([email for _, email, _, _, _ in rows]).items()}
+        return RowsView(self, issue, [(h, e, name, statuses.get(e), a) for h, e, name, _, a in rows])
+
     def queue_cursor(self, issue: str) -> tuple[dict[str, Any] | None, bool]:
         """Where the enqueueing of a fan-out send stands: (the key of the last row queued, or None; all queued)."""
         item = self._send_item(issue) or {}
@@ -393,3 +400,42 @@ class DynamoDBLedger:
 
     def close(self) -> None:
         self._store.close()
+
+
+class RowsView:
+    """The LedgerStore SendLoop sees when it sends some rows of an issue, not all: the rows that were pending when
+    read (a queued batch, the welcome of the address just confirmed). Reads cost one BatchGetItem, not a read of
+    the issue's partition; every write goes to the DynamoDB ledger, conditional as ever."""
+
+    def __init__(self, ledger: DynamoDBLedger, issue: str, rows: list[tuple[int, str, str, str | None, int]]) -> None:
+        self.ledger = ledger
+        self.issue = issue
+        self.rows = rows  # (handle, email, name, subscriber's status, attempts), ordered by handle
+
+    def pending(self, issue: str, after: int, join_status: bool) -> list[tuple[int, str, str, str | None, int]]:
+        return [row for row in self.rows if row[0] > after]
+
+    def counts(self, issue: str) -> dict[str, int]:
+        """The rows' states now (one BatchGetItem)."""
+        found: dict[str, int] = {}
+        for row in self.ledger.rows_of(issue, [email for _, email, _, _, _ in self.rows]):
+            found[row[3]] = found.get(row[3], 0) + 1
+        return found
+
+    def resolve_uncertain(self, issue: str, state: str, note: str) -> int:
+        return 0  # only a pass over the whole issue decides about rows another process left `sending`
+
+    def forgotten(self, issue: str) -> set[str]:
+        return self.ledger.forgotten(issue)
+
+    def mark(self, row: int, state: str, **fields: object) -> None:
+        self.ledger.mark(row, state, **fields)
+
+    def claim(self, row: int) -> bool:
+        return self.ledger.claim(row)
+
+    def release(self, row: int, error: str) -> None:
+        self.ledger.release(row, error)
+
+    def fail_unclaimed(self, row: int, error: str) -> bool:
+        return self.ledger.fail_unclaimed(row, error)
