@@ -251,6 +251,10 @@ class _Issue:
     rendered: RenderedEmail
     factory: MessageFactory
     transport: Transport
+    # Read once per worker: a person forgotten after the snapshot has no row under their address any more (it
+    # was replaced by an anonymous one), so a queued batch cannot reach them; the set only matters for rows the
+    # snapshot took, and those were forgotten before it.
+    forgotten: set[str]
 
 
 @dataclass
@@ -319,7 +323,7 @@ class Worker:
         rendered = render_email(self.config, issue, markdown.to_html(issue.body),
                                 pages={str(i.path): i.url_path for i in self._issue_list})
         factory = MessageFactory(rendered, sender_of(self.config), self.secret, date=clock_mod.now())
-        made = _Issue(rendered, factory, self.transport_factory(slug))
+        made = _Issue(rendered, factory, self.transport_factory(slug), self.ledger.forgotten(slug))
         if self.limiter is None:
             rate = self.config.email.rate or made.transport.default_rate()
             self.limiter = SharedRateLimiter(self.ledger, rate, sleep=self.sleep) if rate and self.shared_rate \
@@ -336,7 +340,7 @@ class Worker:
         rows = [row for row in self.ledger.rows_of(slug, emails) if row[3] == "pending"]
         if not rows:
             return True  # a copy of a batch another worker sent, or rows resolved meanwhile
-        batch = self.ledger.view(slug, rows)
+        batch = self.ledger.view(slug, rows, forgotten=issue.forgotten)
         report = SendReport(issue=slug)
         loop = SendLoop(self.config, issue.rendered, issue.transport, issue.factory, batch,  # type: ignore[arg-type]
                         join_status=True, clock=self.clock, sleep=self.sleep, stop=self.stop, limiter=self.limiter)

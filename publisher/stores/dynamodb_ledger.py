@@ -255,12 +255,15 @@ class DynamoDBLedger:
                  _n(item, "attempts")) for item in items]
         return sorted(rows)
 
-    def view(self, issue: str, rows: list[tuple[int, str, str, str, int]]) -> RowsView:
+    def view(self, issue: str, rows: list[tuple[int, str, str, str, int]], *,
+             forgotten: set[str] | None = None) -> RowsView:
         """A ledger of some rows of `issue` (from rows_of, the pending ones), with each subscriber's current
-        status read in one BatchGetItem: what SendLoop sends a queued batch or one new welcome through."""
+        status read in one BatchGetItem: what SendLoop sends a queued batch or one new welcome through.
+        `forgotten`: the issue's forgotten rows if the caller has them (else read when the loop asks)."""
         statuses = {email: _s(item, "status") for email, item in
                     self._store._items([email for _, email, _, _, _ in rows]).items()}
-        return RowsView(self, issue, [(h, e, name, statuses.get(e), a) for h, e, name, _, a in rows])
+        return RowsView(self, issue, [(h, e, name, statuses.get(e), a) for h, e, name, _, a in rows],
+                        forgotten=forgotten)
 
     def queue_cursor(self, issue: str) -> tuple[dict[str, Any] | None, bool]:
         """Where the enqueueing of a fan-out send stands: (the key of the last row queued, or None; all queued)."""
@@ -407,10 +410,12 @@ class RowsView:
     read (a queued batch, the welcome of the address just confirmed). Reads cost one BatchGetItem, not a read of
     the issue's partition; every write goes to the DynamoDB ledger, conditional as ever."""
 
-    def __init__(self, ledger: DynamoDBLedger, issue: str, rows: list[tuple[int, str, str, str | None, int]]) -> None:
+    def __init__(self, ledger: DynamoDBLedger, issue: str, rows: list[tuple[int, str, str, str | None, int]], *,
+                 forgotten: set[str] | None = None) -> None:
         self.ledger = ledger
         self.issue = issue
         self.rows = rows  # (handle, email, name, subscriber's status, attempts), ordered by handle
+        self._forgotten = forgotten
 
     def pending(self, issue: str, after: int, join_status: bool) -> list[tuple[int, str, str, str | None, int]]:
         return [row for row in self.rows if row[0] > after]
@@ -426,7 +431,7 @@ class RowsView:
         return 0  # only a pass over the whole issue decides about rows another process left `sending`
 
     def forgotten(self, issue: str) -> set[str]:
-        return self.ledger.forgotten(issue)
+        return self._forgotten if self._forgotten is not None else self.ledger.forgotten(issue)
 
     def mark(self, row: int, state: str, **fields: object) -> None:
         self.ledger.mark(row, state, **fields)
