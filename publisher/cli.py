@@ -813,8 +813,11 @@ def send_command(ctx: click.Context, slug: str, test_to: str | None, dry_run: bo
 @click.option("--exit-when-idle", "idle", type=click.FloatRange(min=0), metavar="SECONDS",
               help="Stop once no batch came for this long (default: run until SIGTERM or Ctrl-C).")
 @click.option("--max-batches", type=click.IntRange(min=1), help="Stop after taking this many batches.")
+@click.option("--wait-seconds", type=click.IntRange(0, 20), default=10, show_default=True,
+              help="SQS long polling: how long one receive waits for a batch (0: short polling).")
 @click.pass_context
-def worker_command(ctx: click.Context, queue: str | None, idle: float | None, max_batches: int | None) -> None:
+def worker_command(ctx: click.Context, queue: str | None, idle: float | None, max_batches: int | None,
+                   wait_seconds: int) -> None:
     """Send the batches queued by `send --workers sqs`: any number of these, on any machines, share the ledger
     and the rate limit in DynamoDB."""
     import signal
@@ -830,7 +833,7 @@ def worker_command(ctx: click.Context, queue: str | None, idle: float | None, ma
         signal.signal(number, lambda *_: stop.set())
     worker = Worker(config, stop=stop)
     try:
-        report = worker.run(url, idle_exit=idle, max_messages=max_batches)
+        report = worker.run(url, idle_exit=idle, max_messages=max_batches, wait_seconds=wait_seconds)
     finally:
         worker.close()
     batches = f"{report.messages} batch{'' if report.messages == 1 else 'es'}"

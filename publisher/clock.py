@@ -8,6 +8,7 @@ limits, timeouts) use `time.monotonic`, which is not a time of day and is not go
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -50,3 +51,14 @@ def shared_seconds() -> float:
 def iso() -> str:
     """`now()` in UTC to the second, the form every timestamp column in SQLite holds."""
     return now().astimezone(UTC).isoformat(timespec="seconds")
+
+
+def nap(stop: threading.Event, seconds: float, step: float = 0.05) -> bool:
+    """Wait up to `seconds`, waking early when `stop` is set (then True). Relative sleeps, not
+    `Event.wait(timeout)`: a timed wait computes an absolute deadline, which a clock moved under the process
+    (libfaketime in our CI, a VM resumed from suspend) can push years away."""
+    for _ in range(max(1, round(seconds / step))):
+        if stop.is_set():
+            return True
+        time.sleep(step)
+    return stop.is_set()

@@ -53,6 +53,7 @@ PER_CALL = 10  # SendMessageBatch's limit
 VERSION = 1  # of the message body
 MAX_BODY = 256 * 1024
 MAX_ADDRESS = 320
+SHORT_POLL_PAUSE = 0.5  # between two empty receives without long polling (wait_seconds=0)
 SEND_ATTEMPTS = 5  # for the entries of a SendMessageBatch that SQS did not take (throttling, an internal error)
 RATE_KEY = {"PK": {"S": "RATE"}, "SK": {"S": "SEND"}}  # the token bucket item, one per table
 FIELD = "email.queue_url"
@@ -390,7 +391,7 @@ class Worker:
             log.warning("the queue %s has no dead-letter queue (RedrivePolicy): a batch that fails every time is "
                         "tried until the queue's retention period ends", queue)
         idle_since = self.clock()
-        wait = wait_seconds if idle_exit is None else max(1, min(wait_seconds, math.ceil(idle_exit)))
+        wait = wait_seconds if idle_exit is None else min(wait_seconds, math.ceil(idle_exit))
         try:
             while not self.stop.is_set() and self.report.stopped is None:
                 if max_messages is not None and self.report.messages >= max_messages:
@@ -403,6 +404,8 @@ class Worker:
                 if not messages:
                     if idle_exit is not None and self.clock() - idle_since >= idle_exit:
                         break
+                    if not wait:  # short polling: SQS answered at once
+                        self.sleep(SHORT_POLL_PAUSE)
                     continue
                 self._one(sqs, queue, messages[0], visibility)
                 idle_since = self.clock()
@@ -470,7 +473,7 @@ class Heartbeat:
         self.thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
 
     def _beat(self) -> None:
-        while not self.done.wait(self.visibility / 3):
+        while not clock_mod.nap(self.done, self.visibility / 3, step=0.2):
             try:
                 self.sqs.change_message_visibility(QueueUrl=self.queue, ReceiptHandle=self.receipt,
                                                    VisibilityTimeout=self.visibility)

@@ -433,18 +433,8 @@ def run_forever(root: Path, *, once: Callable[[], None] | None = None, stop: thr
     _guarded(job)
     while not stop.is_set():
         scheduler.run_pending()
-        _nap(stop, max(0.05, min(1.0, scheduler.idle_seconds or 1.0)))
+        clock.nap(stop, max(0.05, min(1.0, scheduler.idle_seconds or 1.0)))
     log.info("publisher run: stopped")
-
-
-def _nap(stop: threading.Event, seconds: float, step: float = 0.05) -> None:
-    """Wait up to `seconds`, waking early when `stop` is set. Relative sleeps, not `Event.wait(timeout)`: a
-    timed wait computes an absolute deadline, which a clock moved under the process (libfaketime in our CI, a
-    VM resumed from suspend) can push years away."""
-    for _ in range(max(1, round(seconds / step))):
-        if stop.is_set():
-            return
-        time_module.sleep(step)
 
 
 def _stopping(stop: threading.Event, number: int) -> None:

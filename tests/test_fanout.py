@@ -81,7 +81,8 @@ def fan(newsletter, aws, monkeypatch):  # type: ignore[no-untyped-def]
 def run_worker(config, url: str, **options) -> object:  # type: ignore[no-untyped-def]
     worker = Worker(config, secret=SECRET)
     try:
-        return worker.run(url, idle_exit=options.pop("idle_exit", 1.0), wait_seconds=1, **options)
+        # Short polls: moto's long poll is a timed wait, which never returns under libfaketime (.ci/run).
+        return worker.run(url, idle_exit=options.pop("idle_exit", 1.0), wait_seconds=0, **options)
     finally:
         worker.close()
 
@@ -329,7 +330,7 @@ def test_killed_workers_leave_only_uncertain_rows_and_everyone_else_gets_one_cop
     assert send.returncode == 0, send.stderr
     assert "queued 1000 recipients in 10 batches" in send.stdout
     command = [sys.executable, "-m", "publisher", "-C", str(newsletter.root), "worker", "--queue", url,
-               "--exit-when-idle", "4"]
+               "--exit-when-idle", "4", "--wait-seconds", "0"]
 
     def start() -> subprocess.Popen[str]:
         return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -388,10 +389,10 @@ def test_a_running_worker_finds_an_issue_written_after_it_started(fan, newslette
     subscribe(config, 3)
     send_issue(config, "daily", now=NOW, secret=SECRET, queue=url)
     worker = Worker(config, secret=SECRET)
-    assert worker.run(url, idle_exit=1.0, wait_seconds=1).sent == 3  # type: ignore[attr-defined]
+    assert worker.run(url, idle_exit=1.0, wait_seconds=0).sent == 3  # type: ignore[attr-defined]
     newsletter.issue("2026-11-21-second.md", "title: 第二期\ndate: 2026-11-21\n", "第二期正文。\n")
     send_issue(load_config(newsletter.root), "second", now=NOW, secret=SECRET, queue=url)
-    again = worker.run(url, idle_exit=1.0, wait_seconds=1)
+    again = worker.run(url, idle_exit=1.0, wait_seconds=0)
     worker.close()
     assert (again.poison, again.sent) == (0, 6)  # type: ignore[attr-defined]  (3 + 3: the report accumulates)
     assert len(list((newsletter.root / "outbox" / "second").glob("*.eml"))) == 3
@@ -406,7 +407,7 @@ def test_sigterm_stops_a_worker_between_messages_and_its_batch_goes_to_the_next(
     env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLISHER_")}
     env.update(PUBLISHER_SECRET=SECRET.decode(), PUBLISHER_NOW=NOW.isoformat())
     command = [sys.executable, "-m", "publisher", "-C", str(newsletter.root), "worker", "--queue", url,
-               "--exit-when-idle", "2"]
+               "--exit-when-idle", "2", "--wait-seconds", "0"]
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: ledger_counts(config).get("sent", 0) >= 10, timeout=60, what="10 sent")
     first.send_signal(signal.SIGTERM)
@@ -443,7 +444,7 @@ def test_a_worker_keeps_no_handle_of_the_rows_it_is_done_with(fan):
     subscribe(config, 120)
     send_issue(config, "daily", now=NOW, secret=SECRET, queue=url)
     worker = Worker(config, secret=SECRET)
-    report = worker.run(url, idle_exit=1.0, wait_seconds=1)
+    report = worker.run(url, idle_exit=1.0, wait_seconds=0)
     assert report.sent == 120  # type: ignore[attr-defined]
     assert worker.ledger._emails == {} and worker.ledger._handles == {}  # memory stays flat over weeks of sends
     worker.close()

@@ -152,7 +152,7 @@ def publish_lease(config: Config, *, seconds: float = LEASE_SECONDS, client: Any
 
 
 def _renew(state: DynamoDBState, owner: str, seconds: float, done: threading.Event) -> None:
-    while not done.wait(seconds / 3):
+    while not clock.nap(done, seconds / 3, step=0.1):
         now = clock.shared_seconds()
         try:
             if not state._conditional(
