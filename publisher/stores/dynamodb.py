@@ -202,6 +202,15 @@ class DynamoDBStore:
                 raise _Conflict from None
             raise self._error(exc, method.replace("_", " ")) from None
 
+    def _written(self, method: str, **kwargs: Any) -> bool:
+        """A conditional write; False when its condition did not hold (the ledger's, the welcome's and the
+        publish state's writes, which answer "done or not" rather than retry)."""
+        try:
+            self._conditional(method, **kwargs)
+        except _Conflict:
+            return False
+        return True
+
     def _item(self, email: str) -> dict[str, Any] | None:
         return self._call("get_item", Key=subscriber_key(email), ConsistentRead=True).get("Item")  # type: ignore[no-any-return]
 

@@ -37,7 +37,7 @@ from .. import clock as clock_mod
 from ..audience import Audience, key_of
 from ..config import Config
 from ..subscribers import Store, now_text
-from .dynamodb import WORKERS, DynamoDBStore, _code, _n, _s
+from .dynamodb import WORKERS, DynamoDBStore, _n, _s
 
 PAGE = 256  # rows the loop asks for at a time (sending.BATCH)
 STATES = ("pending", "sending", "sent", "failed", "skipped")
@@ -87,13 +87,7 @@ class DynamoDBLedger:
 
     def _conditional(self, method: str, **kwargs: Any) -> bool:
         """A conditional write; False when the condition did not hold."""
-        try:
-            getattr(self.client, method)(TableName=self.table, **kwargs)
-        except Exception as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise self._store._error(exc, method.replace("_", " ")) from None
-        return True
+        return self._store._written(method, **kwargs)
 
     def _rows(self, issue: str, *, state: str | None = None, start: dict[str, Any] | None = None,
               projection: str | None = None) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any] | None]]:

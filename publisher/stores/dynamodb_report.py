@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Config
-from .dynamodb import BATCH, MAX_ATTEMPTS, DynamoDBStore, _code, _n, _s
+from .dynamodb import BATCH, MAX_ATTEMPTS, DynamoDBStore, _n, _s
 from .dynamodb_ledger import SENDS, issue_key, row_key, send_key
 
 EVENT_KINDS = ("bounce-hard", "bounce-soft", "complaint", "delivery")
@@ -179,12 +179,5 @@ def record_event(store: DynamoDBStore, message_id: str, provider_id: str, email:
     values: dict[str, Any] = {":kind": {"SS": [kind]}, ":mid": {"S": message_id}}
     if provider_id:
         values[":pid"] = {"S": provider_id}
-    try:
-        store.client.update_item(TableName=store.table, Key=row_key(issue, email), UpdateExpression="ADD events :kind",
-                                 ConditionExpression=f"attribute_exists(PK) AND ({same})",
-                                 ExpressionAttributeValues=values)
-    except Exception as exc:
-        if _code(exc) == "ConditionalCheckFailedException":
-            return False
-        raise store._error(exc, "update item") from None
-    return True
+    return store._written("update_item", Key=row_key(issue, email), UpdateExpression="ADD events :kind",
+                          ConditionExpression=f"attribute_exists(PK) AND ({same})", ExpressionAttributeValues=values)

@@ -57,15 +57,7 @@ class DynamoDBState:
         self.store.close()
 
     def _conditional(self, method: str, **kwargs: Any) -> bool:
-        from .dynamodb import _code
-
-        try:
-            getattr(self.store.client, method)(TableName=self.store.table, **kwargs)
-        except Exception as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise self.store._error(exc, method.replace("_", " ")) from None
-        return True
+        return self.store._written(method, **kwargs)
 
     def get(self, key: str) -> str | None:
         item = self.store._call("get_item", Key=_setting_key(key), ConsistentRead=True).get("Item")

@@ -27,7 +27,6 @@ from .dynamodb import (
     WORKERS,
     DynamoDBStore,
     _cancelled_by_condition,
-    _code,
     _n,
     _s,
     status_key,
@@ -118,14 +117,8 @@ def queue(store: DynamoDBStore, email: str, name: str = "", *, n: int | None = N
     n = n if n is not None else _numbers(store)
     if index:
         store._call("put_item", Item=_index_item())
-    try:
-        store.client.put_item(TableName=store.table, Item=_row_item(email, name, n, stamp or now_text()),
-                              ConditionExpression="attribute_not_exists(PK)")
-    except Exception as exc:
-        if _code(exc) == "ConditionalCheckFailedException":
-            return False
-        raise store._error(exc, "put item") from None
-    return True
+    return store._written("put_item", Item=_row_item(email, name, n, stamp or now_text()),
+                          ConditionExpression="attribute_not_exists(PK)")
 
 
 def queue_many(store: DynamoDBStore, people: Iterable[tuple[str, str]]) -> int:
